@@ -1,0 +1,18 @@
+/* jw-log: GLib structured logging for every process. Lines go to the
+ * journal when stderr is connected to it, else to stderr as
+ * "domain: message key=value". */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+void jw_log_init (void);
+
+/* Logs with a JOB_ID field, so that journalctl JOB_ID=... shows a job's
+ * whole life across processes. */
+#define jw_log_job(level, job_id, ...)                                         \
+  g_log_structured (G_LOG_DOMAIN, (level), "JOB_ID", (job_id), "MESSAGE",      \
+                    __VA_ARGS__)
+
+G_END_DECLS
