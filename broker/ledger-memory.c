@@ -1,0 +1,201 @@
+/* ledger-memory: the ledger kept in process memory, for tests and for a
+ * broker run without persistence. Jobs sit in a tree ordered by id, which
+ * is creation order, so that listing newest first is a walk backwards. */
+#include "ledger.h"
+
+typedef struct
+{
+  JwJob *job;
+  GPtrArray *events; /* JwEvent, events->pdata[i]->seq == i + 1 */
+} Record;
+
+typedef struct
+{
+  JwLedger parent;
+  GTree *records; /* id (owned copy) → Record */
+} MemoryLedger;
+
+static void
+record_free (gpointer data)
+{
+  Record *rec = data;
+
+  jw_job_free (rec->job);
+  g_ptr_array_unref (rec->events);
+  g_free (rec);
+}
+
+static int
+compare_ids (gconstpointer a, gconstpointer b, gpointer user_data)
+{
+  return g_strcmp0 (a, b);
+}
+
+static Record *
+lookup (MemoryLedger *self, const char *id, GError **error)
+{
+  Record *rec = g_tree_lookup (self->records, id);
+
+  if (rec == NULL)
+    g_set_error (error, JW_LEDGER_ERROR, JW_LEDGER_ERROR_NOT_FOUND,
+                 "no job with id %s", id);
+  return rec;
+}
+
+static gboolean
+memory_put (JwLedger *ledger, const JwJob *job, GError **error)
+{
+  MemoryLedger *self = (MemoryLedger *)ledger;
+  Record *rec;
+
+  if (g_tree_lookup (self->records, job->id) != NULL)
+    {
+      g_set_error (error, JW_LEDGER_ERROR, JW_LEDGER_ERROR_EXISTS,
+                   "job %s is already recorded", job->id);
+      return FALSE;
+    }
+
+  rec = g_new0 (Record, 1);
+  rec->job = jw_job_copy (job);
+  rec->job->seq = 0;
+  rec->events = g_ptr_array_new_with_free_func ((GDestroyNotify)jw_event_free);
+  g_tree_insert (self->records, g_strdup (job->id), rec);
+  return TRUE;
+}
+
+/* Replaces rec's snapshot but keeps the seq that its events say. */
+static void
+replace_job (Record *rec, const JwJob *job)
+{
+  JwJob *old = rec->job;
+
+  rec->job = jw_job_copy (job);
+  rec->job->seq = rec->events->len;
+  jw_job_free (old);
+}
+
+static gboolean
+memory_update (JwLedger *ledger, const JwJob *job, GError **error)
+{
+  MemoryLedger *self = (MemoryLedger *)ledger;
+  Record *rec = lookup (self, job->id, error);
+
+  if (rec == NULL)
+    return FALSE;
+
+  replace_job (rec, job);
+  return TRUE;
+}
+
+static gboolean
+memory_append (JwLedger *ledger, const JwJob *job, const char *type,
+               GBytes *json, GError **error)
+{
+  MemoryLedger *self = (MemoryLedger *)ledger;
+  Record *rec = lookup (self, job->id, error);
+
+  if (rec == NULL)
+    return FALSE;
+  if (job->seq != (gint64)rec->events->len + 1)
+    {
+      g_set_error (error, JW_LEDGER_ERROR, JW_LEDGER_ERROR_SEQ,
+                   "job %s: event seq %" G_GINT64_FORMAT " after %u", job->id,
+                   job->seq, rec->events->len);
+      return FALSE;
+    }
+
+  g_ptr_array_add (rec->events, jw_event_new (job->seq, type, json));
+  replace_job (rec, job);
+  return TRUE;
+}
+
+static JwJob *
+memory_get (JwLedger *ledger, const char *id, GError **error)
+{
+  Record *rec = lookup ((MemoryLedger *)ledger, id, error);
+
+  return rec ? jw_job_copy (rec->job) : NULL;
+}
+
+static GPtrArray *
+memory_list (JwLedger *ledger, const JwState *state, const char *before,
+             guint limit, GError **error)
+{
+  MemoryLedger *self = (MemoryLedger *)ledger;
+  GPtrArray *jobs;
+  GTreeNode *node;
+
+  jobs = g_ptr_array_new_with_free_func ((GDestroyNotify)jw_job_free);
+
+  /* Start at the newest job, or at the newest one older than before. */
+  if (before != NULL)
+    {
+      node = g_tree_lower_bound (self->records, before);
+      node =
+          node ? g_tree_node_previous (node) : g_tree_node_last (self->records);
+    }
+  else
+    node = g_tree_node_last (self->records);
+
+  for (; node != NULL && jobs->len < limit; node = g_tree_node_previous (node))
+    {
+      Record *rec = g_tree_node_value (node);
+
+      if (state == NULL || rec->job->state == *state)
+        g_ptr_array_add (jobs, jw_job_copy (rec->job));
+    }
+  return jobs;
+}
+
+static GPtrArray *
+memory_events (JwLedger *ledger, const char *id, gint64 after, guint limit,
+               gboolean *more, GError **error)
+{
+  Record *rec = lookup ((MemoryLedger *)ledger, id, error);
+  GPtrArray *events;
+  guint i;
+
+  if (rec == NULL)
+    return NULL;
+
+  events = g_ptr_array_new_with_free_func ((GDestroyNotify)jw_event_free);
+  for (i = (guint)CLAMP (after, 0, (gint64)rec->events->len);
+       i < rec->events->len && events->len < limit; i++)
+    {
+      JwEvent *e = g_ptr_array_index (rec->events, i);
+      g_ptr_array_add (events, jw_event_new (e->seq, e->type, e->json));
+    }
+  if (more)
+    *more = i < rec->events->len;
+  return events;
+}
+
+static void
+memory_free (JwLedger *ledger)
+{
+  MemoryLedger *self = (MemoryLedger *)ledger;
+
+  g_tree_destroy (self->records);
+  g_free (self);
+}
+
+static const JwLedgerVTable memory_vtable = {
+  .name = "memory",
+  .put = memory_put,
+  .update = memory_update,
+  .append = memory_append,
+  .get = memory_get,
+  .list = memory_list,
+  .events = memory_events,
+  .free = memory_free,
+};
+
+JwLedger *
+jw_ledger_memory_new (void)
+{
+  MemoryLedger *self = g_new0 (MemoryLedger, 1);
+
+  self->parent.vtable = &memory_vtable;
+  self->records = g_tree_new_full (compare_ids, NULL, g_free, record_free);
+  return &self->parent;
+}
