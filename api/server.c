@@ -1,0 +1,704 @@
+/* server: the api's HTTP side. It refuses oversized or unframed bodies
+ * before libsoup reads them, validates requests, turns them into broker
+ * commands and queries, and holds each request paused until its reply
+ * arrives or the wait times out. Every answer is JSON. */
+#include "server.h"
+
+#include <libsoup/soup.h>
+#include <string.h>
+
+#include "jw-id.h"
+#include "jw-json.h"
+#include "jw-listen.h"
+#include "jw-log.h"
+#include "validate.h"
+
+struct _JwApiServer
+{
+  SoupServer *server;
+  JwBrokerLink *link;
+  gsize max_body;
+  guint max_depth;
+  guint timeout_ms;
+  char **types;
+  char *pusher_url;    /* without a trailing slash */
+  char *websocket_url; /* ws:// or wss:// form of pusher_url, + /ws */
+};
+
+typedef enum
+{
+  REQUEST_SUBMIT,
+  REQUEST_GET,
+  REQUEST_LIST,
+  REQUEST_CANCEL,
+} RequestKind;
+
+/* A request paused while the broker answers. It holds a reference on the
+ * message; `gone` is set when libsoup finished the message meanwhile
+ * (client vanished, server closing), after which it is not touched. */
+typedef struct
+{
+  JwApiServer *api;
+  SoupServerMessage *msg;
+  RequestKind kind;
+  char *job_id;
+  gulong finished_handler;
+  gboolean gone;
+} Request;
+
+/* ---- answers -------------------------------------------------------- */
+
+static void
+respond_json (SoupServerMessage *msg, guint status, JsonNode *node)
+{
+  gsize len;
+  char *json = jw_json_to_string (node, &len);
+
+  soup_server_message_set_status (msg, status, NULL);
+  soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_TAKE,
+                                    json, len);
+}
+
+static void
+respond_object (SoupServerMessage *msg, guint status, JsonObject *obj)
+{
+  g_autoptr (JsonNode) node = json_node_init_object (json_node_alloc (), obj);
+
+  respond_json (msg, status, node);
+}
+
+static JsonObject *
+error_object (const char *code, const char *message)
+{
+  JsonObject *obj = json_object_new ();
+  JsonObject *err = json_object_new ();
+
+  json_object_set_string_member (err, "code", code);
+  json_object_set_string_member (err, "message", message);
+  json_object_set_object_member (obj, "error", err);
+  return obj;
+}
+
+static void
+respond_error (SoupServerMessage *msg, JwApiError code, const char *message)
+{
+  g_autoptr (JsonObject) obj = error_object (jw_api_error_code (code), message);
+  guint status = jw_api_error_status (code);
+  SoupMessageHeaders *headers;
+
+  headers = soup_server_message_get_response_headers (msg);
+  if (status == SOUP_STATUS_SERVICE_UNAVAILABLE)
+    soup_message_headers_replace (headers, "Retry-After", "1");
+  respond_object (msg, status, obj);
+}
+
+static void
+respond_gerror (SoupServerMessage *msg, const GError *error)
+{
+  if (error->domain == JW_API_ERROR)
+    respond_error (msg, error->code, error->message);
+  else
+    respond_error (msg, JW_API_ERROR_INTERNAL, error->message);
+}
+
+static void
+respond_unavailable (SoupServerMessage *msg)
+{
+  respond_error (msg, JW_API_ERROR_BROKER_UNAVAILABLE,
+                 "the broker is not reachable; try again shortly");
+}
+
+static void
+respond_method_not_allowed (SoupServerMessage *msg, const char *allow)
+{
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+                                "Allow", allow);
+  respond_error (msg, JW_API_ERROR_METHOD_NOT_ALLOWED,
+                 "method not allowed on this resource");
+}
+
+/* ---- paused requests ------------------------------------------------ */
+
+static void
+request_finished (SoupServerMessage *msg, gpointer data)
+{
+  Request *req = data;
+
+  req->gone = TRUE;
+}
+
+static Request *
+request_new (JwApiServer *api, SoupServerMessage *msg, RequestKind kind,
+             const char *job_id)
+{
+  Request *req = g_new0 (Request, 1);
+
+  req->api = api;
+  req->msg = g_object_ref (msg);
+  req->kind = kind;
+  req->job_id = g_strdup (job_id);
+  req->finished_handler =
+      g_signal_connect (msg, "finished", G_CALLBACK (request_finished), req);
+  return req;
+}
+
+static void
+request_free (Request *req)
+{
+  g_signal_handler_disconnect (req->msg, req->finished_handler);
+  g_object_unref (req->msg);
+  g_free (req->job_id);
+  g_free (req);
+}
+
+/* Maps a broker error reply onto an HTTP answer. */
+static void
+respond_broker_error (SoupServerMessage *msg, JsonObject *reply)
+{
+  JsonObject *err = jw_json_get_object (reply, "error");
+  const char *code = err ? jw_json_get_string (err, "code") : NULL;
+  const char *message = err ? jw_json_get_string (err, "message") : NULL;
+  JwApiError api_code = JW_API_ERROR_BROKER;
+
+  if (message == NULL)
+    message = "the broker refused the request";
+  if (g_strcmp0 (code, "job_not_found") == 0)
+    api_code = JW_API_ERROR_JOB_NOT_FOUND;
+  else if (g_strcmp0 (code, "job_finished") == 0)
+    api_code = JW_API_ERROR_JOB_FINISHED;
+  else if (g_strcmp0 (code, "duplicate_id") == 0)
+    api_code = JW_API_ERROR_CONFLICT;
+  else
+    g_warning ("broker error code=%s message=%s", code ? code : "none",
+               message);
+  respond_error (msg, api_code, message);
+}
+
+/* A copy of the snapshot with the URLs a client follows next. */
+static JsonObject *
+snapshot_with_links (JwApiServer *api, JsonObject *snapshot, const char *id)
+{
+  JsonObject *obj = json_object_new (), *links;
+  JsonObjectIter iter;
+  const char *name;
+  JsonNode *member;
+  g_autofree char *self_url = g_strconcat ("/jobs/", id, NULL);
+  g_autofree char *events =
+      g_strconcat (api->pusher_url, "/jobs/", id, "/events", NULL);
+  g_autofree char *poll =
+      g_strconcat (api->pusher_url, "/jobs/", id, "/poll", NULL);
+
+  json_object_iter_init_ordered (&iter, snapshot);
+  while (json_object_iter_next_ordered (&iter, &name, &member))
+    if (!g_str_equal (name, "links"))
+      json_object_set_member (obj, name, json_node_copy (member));
+
+  links = json_object_new ();
+  json_object_set_string_member (links, "self", self_url);
+  json_object_set_string_member (links, "events", events);
+  json_object_set_string_member (links, "websocket", api->websocket_url);
+  json_object_set_string_member (links, "poll", poll);
+  json_object_set_object_member (obj, "links", links);
+  return obj;
+}
+
+static void
+request_replied (JsonObject *reply, const GError *error, gpointer data)
+{
+  Request *req = data;
+  SoupServerMessage *msg = req->msg;
+  JsonObject *job, *answer;
+  JsonArray *jobs;
+  gboolean ok = FALSE;
+
+  if (req->gone)
+    {
+      g_debug ("reply for a request whose client left");
+      request_free (req);
+      return;
+    }
+
+  if (reply == NULL)
+    {
+      g_debug ("request unanswered: %s", error->message);
+      respond_unavailable (msg);
+    }
+  else if (!jw_json_get_bool (reply, "ok", &ok) || !ok)
+    respond_broker_error (msg, reply);
+  else if (req->kind == REQUEST_LIST)
+    {
+      jobs = jw_json_get_array (reply, "jobs");
+      answer = json_object_new ();
+      json_object_set_array_member (
+          answer, "jobs", jobs ? json_array_ref (jobs) : json_array_new ());
+      respond_object (msg, SOUP_STATUS_OK, answer);
+      json_object_unref (answer);
+    }
+  else if ((job = jw_json_get_object (reply, "job")) == NULL)
+    respond_error (msg, JW_API_ERROR_BROKER,
+                   "the broker answered without a job snapshot");
+  else if (req->kind == REQUEST_SUBMIT)
+    {
+      g_autofree char *location = g_strconcat ("/jobs/", req->job_id, NULL);
+
+      answer = snapshot_with_links (req->api, job, req->job_id);
+      soup_message_headers_replace (
+          soup_server_message_get_response_headers (msg), "Location", location);
+      respond_object (msg, SOUP_STATUS_ACCEPTED, answer);
+      json_object_unref (answer);
+      jw_log_job (G_LOG_LEVEL_INFO, req->job_id, "job accepted id=%s",
+                  req->job_id);
+    }
+  else
+    respond_object (msg,
+                    req->kind == REQUEST_CANCEL ? SOUP_STATUS_ACCEPTED
+                                                : SOUP_STATUS_OK,
+                    job);
+
+  soup_server_message_unpause (msg);
+  request_free (req);
+}
+
+/* Sends a command or query for msg and pauses it until the reply. */
+static void
+forward (JwApiServer *api, SoupServerMessage *msg, RequestKind kind,
+         gboolean command, const char *verb, JsonObject *body,
+         const char *job_id)
+{
+  g_autoptr (GError) error = NULL;
+  Request *req = request_new (api, msg, kind, job_id);
+  gboolean sent;
+
+  if (command)
+    sent = jw_broker_link_command (api->link, verb, body, api->timeout_ms,
+                                   request_replied, req, &error);
+  else
+    sent = jw_broker_link_query (api->link, verb, body, api->timeout_ms,
+                                 request_replied, req, &error);
+  if (!sent)
+    {
+      g_debug ("%s not sent: %s", verb, error->message);
+      request_free (req);
+      respond_unavailable (msg);
+      return;
+    }
+  soup_server_message_pause (msg);
+}
+
+/* ---- routes --------------------------------------------------------- */
+
+static void
+submit_job (JwApiServer *api, SoupServerMessage *msg)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GBytes) body = NULL;
+  g_autoptr (JsonNode) params = NULL;
+  g_autoptr (JsonObject) cmd = NULL;
+  g_autofree char *type = NULL;
+  SoupMessageHeaders *headers;
+  const char *key, *data;
+  JsonObject *job;
+  char id[JW_ID_LEN + 1];
+  gsize len;
+
+  headers = soup_server_message_get_request_headers (msg);
+  body = soup_message_body_flatten (soup_server_message_get_request_body (msg));
+  data = g_bytes_get_data (body, &len);
+  key = soup_message_headers_get_one (headers, "Idempotency-Key");
+
+  if (!jw_validate_content_type (
+          soup_message_headers_get_one (headers, "Content-Type"), &error)
+      || !jw_validate_body_length (FALSE, len, api->max_body, &error)
+      || (key != NULL && !jw_validate_idempotency_key (key, &error))
+      || !jw_validate_job_request (data, len, api->max_depth,
+                                   (const char *const *)api->types, &type,
+                                   &params, &error))
+    {
+      respond_gerror (msg, error);
+      return;
+    }
+
+  jw_id_new (id);
+  job = json_object_new ();
+  json_object_set_string_member (job, "id", id);
+  json_object_set_string_member (job, "type", type);
+  json_object_set_member (job, "params", g_steal_pointer (&params));
+  cmd = json_object_new ();
+  json_object_set_object_member (cmd, "job", job);
+  if (key != NULL)
+    json_object_set_string_member (cmd, "idempotency_key", key);
+
+  jw_log_job (G_LOG_LEVEL_DEBUG, id, "submitting job id=%s type=%s", id, type);
+  forward (api, msg, REQUEST_SUBMIT, TRUE, "submit", cmd, id);
+}
+
+static void
+list_jobs (JwApiServer *api, SoupServerMessage *msg, GHashTable *query)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonObject) body = NULL;
+  const char *state, *before;
+  gint64 limit;
+
+  if (!jw_validate_list_query (query, &state, &limit, &before, &error))
+    {
+      respond_gerror (msg, error);
+      return;
+    }
+  body = json_object_new ();
+  if (state != NULL)
+    json_object_set_string_member (body, "state", state);
+  json_object_set_int_member (body, "limit", limit);
+  if (before != NULL)
+    json_object_set_string_member (body, "before", before);
+  forward (api, msg, REQUEST_LIST, FALSE, "list", body, NULL);
+}
+
+static void
+job_request (JwApiServer *api, SoupServerMessage *msg, const char *method,
+             const char *id)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonObject) body = NULL;
+
+  if (!g_str_equal (method, "GET") && !g_str_equal (method, "DELETE"))
+    {
+      respond_method_not_allowed (msg, "GET, DELETE");
+      return;
+    }
+  if (!jw_validate_job_id (id, &error))
+    {
+      respond_gerror (msg, error);
+      return;
+    }
+
+  body = json_object_new ();
+  json_object_set_string_member (body, "job", id);
+  if (g_str_equal (method, "GET"))
+    forward (api, msg, REQUEST_GET, FALSE, "get", body, id);
+  else
+    {
+      jw_log_job (G_LOG_LEVEL_DEBUG, id, "cancel requested id=%s", id);
+      forward (api, msg, REQUEST_CANCEL, TRUE, "cancel", body, id);
+    }
+}
+
+static void
+healthz (JwApiServer *api, SoupServerMessage *msg)
+{
+  g_autoptr (JsonObject) obj = NULL;
+  gboolean up = jw_broker_link_connected (api->link);
+  gint64 workers, queued, running;
+
+  if (up)
+    obj = json_object_new ();
+  else
+    obj = error_object ("broker_unavailable", "the broker is not reachable");
+  jw_broker_link_counts (api->link, &workers, &queued, &running);
+  json_object_set_string_member (obj, "status", up ? "ok" : "unavailable");
+  json_object_set_string_member (obj, "broker", up ? "ok" : "unavailable");
+  json_object_set_int_member (obj, "workers", workers);
+  json_object_set_int_member (obj, "queued", queued);
+  json_object_set_int_member (obj, "running", running);
+  if (!up)
+    soup_message_headers_replace (
+        soup_server_message_get_response_headers (msg), "Retry-After", "1");
+  respond_object (msg, up ? SOUP_STATUS_OK : SOUP_STATUS_SERVICE_UNAVAILABLE,
+                  obj);
+}
+
+static void
+handle_request (SoupServer *server, SoupServerMessage *msg, const char *path,
+                GHashTable *query, gpointer data)
+{
+  JwApiServer *api = data;
+  const char *method = soup_server_message_get_method (msg);
+
+  g_debug ("request method=%s path=%s", method, path);
+
+  if (g_str_equal (path, "/healthz"))
+    {
+      if (g_str_equal (method, "GET"))
+        healthz (api, msg);
+      else
+        respond_method_not_allowed (msg, "GET");
+    }
+  else if (g_str_equal (path, "/jobs"))
+    {
+      if (g_str_equal (method, "POST"))
+        submit_job (api, msg);
+      else if (g_str_equal (method, "GET"))
+        list_jobs (api, msg, query);
+      else
+        respond_method_not_allowed (msg, "GET, POST");
+    }
+  else if (g_str_has_prefix (path, "/jobs/")
+           && strchr (path + strlen ("/jobs/"), '/') == NULL)
+    job_request (api, msg, method, path + strlen ("/jobs/"));
+  else
+    respond_error (msg, JW_API_ERROR_NOT_FOUND, "no such resource");
+}
+
+/* A request refused before its body was read, on a connection taken over
+ * from libsoup: libsoup 3.2 would otherwise read the whole body into memory
+ * even after the early answer. The answer is written, the sending side
+ * shut, and what the client still sends is read and thrown away for a
+ * bounded time and amount (a close with unread input would reset the
+ * connection before the client saw the answer). */
+#define DRAIN_MAX_BYTES (64 * 1024 * 1024)
+#define DRAIN_TIMEOUT_MS 5000
+
+typedef struct
+{
+  GIOStream *stream;
+  GBytes *answer;
+  GCancellable *cancellable;
+  guint timeout_id;
+  gsize drained;
+  char buf[16384];
+} Refusal;
+
+static void
+refusal_finish (Refusal *r)
+{
+  if (r->timeout_id != 0)
+    g_source_remove (r->timeout_id);
+  g_io_stream_close (r->stream, NULL, NULL);
+  g_object_unref (r->stream);
+  g_object_unref (r->cancellable);
+  g_bytes_unref (r->answer);
+  g_free (r);
+}
+
+static gboolean
+refusal_timed_out (gpointer data)
+{
+  Refusal *r = data;
+
+  r->timeout_id = 0;
+  g_cancellable_cancel (r->cancellable);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+refusal_drained (GObject *source, GAsyncResult *result, gpointer data)
+{
+  Refusal *r = data;
+  gssize n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, NULL);
+
+  if (n <= 0 || (r->drained += n) >= DRAIN_MAX_BYTES)
+    {
+      g_debug ("refused connection closed drained=%" G_GSIZE_FORMAT,
+               r->drained);
+      refusal_finish (r);
+      return;
+    }
+  g_input_stream_read_async (G_INPUT_STREAM (source), r->buf, sizeof r->buf,
+                             G_PRIORITY_LOW, r->cancellable, refusal_drained,
+                             r);
+}
+
+static void
+refusal_written (GObject *source, GAsyncResult *result, gpointer data)
+{
+  Refusal *r = data;
+  GSocket *socket;
+
+  if (!g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL,
+                                         NULL))
+    {
+      refusal_finish (r);
+      return;
+    }
+  socket = g_object_get_data (G_OBJECT (r->stream), "GSocket");
+  if (socket != NULL)
+    g_socket_shutdown (socket, FALSE, TRUE, NULL);
+  r->timeout_id = g_timeout_add (DRAIN_TIMEOUT_MS, refusal_timed_out, r);
+  g_input_stream_read_async (g_io_stream_get_input_stream (r->stream), r->buf,
+                             sizeof r->buf, G_PRIORITY_LOW, r->cancellable,
+                             refusal_drained, r);
+}
+
+/* Answers msg with error and takes its connection over. */
+static void
+refuse_and_close (SoupServerMessage *msg, const GError *error)
+{
+  g_autoptr (JsonObject) obj = NULL;
+  g_autoptr (JsonNode) node = NULL;
+  g_autofree char *json = NULL;
+  GIOStream *stream;
+  Refusal *r;
+  GString *answer;
+  JwApiError code =
+      error->domain == JW_API_ERROR ? error->code : JW_API_ERROR_INTERNAL;
+  guint status = jw_api_error_status (code);
+  gsize len;
+
+  obj = error_object (jw_api_error_code (code), error->message);
+  node = json_node_init_object (json_node_alloc (), obj);
+  json = jw_json_to_string (node, &len);
+  answer = g_string_new (NULL);
+  g_string_append_printf (answer,
+                          "HTTP/1.1 %u %s\r\n"
+                          "Content-Type: application/json\r\n"
+                          "Content-Length: %" G_GSIZE_FORMAT "\r\n"
+                          "Connection: close\r\n\r\n",
+                          status, soup_status_get_phrase (status), len);
+  g_string_append_len (answer, json, len);
+
+  stream = soup_server_message_steal_connection (msg);
+  if (stream == NULL)
+    {
+      g_string_free (answer, TRUE);
+      return;
+    }
+  r = g_new0 (Refusal, 1);
+  r->stream = stream;
+  r->answer = g_string_free_to_bytes (answer);
+  r->cancellable = g_cancellable_new ();
+  g_output_stream_write_all_async (
+      g_io_stream_get_output_stream (stream),
+      g_bytes_get_data (r->answer, NULL), g_bytes_get_size (r->answer),
+      G_PRIORITY_DEFAULT, r->cancellable, refusal_written, r);
+}
+
+/* Runs once the request headers are in, before libsoup reads the body
+ * (which it keeps whole in memory): refuses bodies that are too large or
+ * unframed, and job submissions that are not JSON. When the client waits
+ * for "100 Continue" or sends no body, setting a status is enough: libsoup
+ * then reads no body. Otherwise the connection is taken over. */
+static void
+check_headers (SoupServer *server, SoupServerMessage *msg, const char *path,
+               GHashTable *query, gpointer data)
+{
+  JwApiServer *api = data;
+  g_autoptr (GError) error = NULL;
+  SoupMessageHeaders *headers;
+  SoupEncoding encoding;
+  goffset length = -1;
+  gboolean ok, waits;
+
+  headers = soup_server_message_get_request_headers (msg);
+  encoding = soup_message_headers_get_encoding (headers);
+  if (encoding == SOUP_ENCODING_CONTENT_LENGTH)
+    length = soup_message_headers_get_content_length (headers);
+
+  ok = jw_validate_body_length (encoding == SOUP_ENCODING_CHUNKED, length,
+                                api->max_body, &error);
+  if (ok && g_str_equal (path, "/jobs")
+      && g_str_equal (soup_server_message_get_method (msg), "POST"))
+    ok = jw_validate_content_type (
+        soup_message_headers_get_one (headers, "Content-Type"), &error);
+  if (ok)
+    return;
+
+  g_debug ("request refused before its body path=%s: %s", path, error->message);
+  waits = (soup_message_headers_get_expectations (headers)
+           & SOUP_EXPECTATION_CONTINUE)
+          != 0;
+  if (!waits
+      && (encoding == SOUP_ENCODING_CHUNKED
+          || (length > 0 && (guint64)length > api->max_body)))
+    {
+      refuse_and_close (msg, error);
+      return;
+    }
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+                                "Connection", "close");
+  respond_gerror (msg, error);
+}
+
+/* ---- set-up --------------------------------------------------------- */
+
+static char **
+parse_types (const char *list)
+{
+  g_autoptr (GPtrArray) types = g_ptr_array_new_with_free_func (g_free);
+  g_auto (GStrv) parts = g_strsplit (list, ",", -1);
+  guint i;
+
+  for (i = 0; parts[i] != NULL; i++)
+    {
+      g_strstrip (parts[i]);
+      if (parts[i][0] != '\0')
+        g_ptr_array_add (types, g_strdup (parts[i]));
+    }
+  g_ptr_array_add (types, NULL);
+  return (char **)g_ptr_array_free (g_steal_pointer (&types), FALSE);
+}
+
+static void
+set_pusher_url (JwApiServer *api, const char *url)
+{
+  gsize len = strlen (url);
+
+  while (len > 0 && url[len - 1] == '/')
+    len--;
+  api->pusher_url = g_strndup (url, len);
+  if (g_str_has_prefix (api->pusher_url, "https://"))
+    api->websocket_url =
+        g_strconcat ("wss://", api->pusher_url + 8, "/ws", NULL);
+  else if (g_str_has_prefix (api->pusher_url, "http://"))
+    api->websocket_url =
+        g_strconcat ("ws://", api->pusher_url + 7, "/ws", NULL);
+  else
+    api->websocket_url = g_strconcat (api->pusher_url, "/ws", NULL);
+}
+
+JwApiServer *
+jw_api_server_new (JwConfig *cfg, JwBrokerLink *link, GError **error)
+{
+  g_autoptr (JwApiServer) api = g_new0 (JwApiServer, 1);
+  g_autoptr (GSocket) sock = NULL;
+  GSList *uris, *l;
+
+  api->link = link;
+  api->max_body = CLAMP (
+      jw_config_get_int (cfg, "api", "max-body", 1024 * 1024), 1, G_MAXINT32);
+  api->max_depth =
+      CLAMP (jw_config_get_int (cfg, "api", "max-depth", 32), 1, 1000);
+  api->timeout_ms = CLAMP (
+      jw_config_get_int (cfg, "api", "submit-timeout-ms", 3000), 1, 600000);
+  api->types = parse_types (
+      jw_config_get_string (cfg, "api", "types", "sleep,checksum"));
+  set_pusher_url (api, jw_config_get_string (cfg, "api", "pusher-url",
+                                             "http://127.0.0.1:8081"));
+
+  sock = jw_listen_socket (
+      jw_config_get_string (cfg, "api", "listen", "127.0.0.1:8080"),
+      JW_LISTEN_BACKLOG, error);
+  if (sock == NULL)
+    return NULL;
+
+  api->server = soup_server_new ("server-header", "jobwire-api ", NULL);
+  soup_server_add_early_handler (api->server, NULL, check_headers, api, NULL);
+  soup_server_add_handler (api->server, NULL, handle_request, api, NULL);
+  if (!soup_server_listen_socket (api->server, sock, 0, error))
+    return NULL;
+
+  uris = soup_server_get_uris (api->server);
+  for (l = uris; l != NULL; l = l->next)
+    {
+      g_autofree char *uri = g_uri_to_string (l->data);
+
+      g_message ("listening url=%s", uri);
+    }
+  g_slist_free_full (uris, (GDestroyNotify)g_uri_unref);
+  return g_steal_pointer (&api);
+}
+
+void
+jw_api_server_free (JwApiServer *self)
+{
+  if (self == NULL)
+    return;
+  if (self->server != NULL)
+    {
+      soup_server_disconnect (self->server);
+      g_object_unref (self->server);
+    }
+  g_strfreev (self->types);
+  g_free (self->pusher_url);
+  g_free (self->websocket_url);
+  g_free (self);
+}
