@@ -6,6 +6,7 @@
  * builds a tree from it. */
 #include "jw-json.h"
 
+#include <errno.h>
 #include <math.h>
 #include <string.h>
 
@@ -34,6 +35,40 @@ scan_literal (Scan *s, const char *word)
     return FALSE;
   s->p += n;
   return TRUE;
+}
+
+/* At s->p: "uXXXX". Returns the code unit, or G_MAXUINT32. */
+static gunichar
+scan_hex4 (Scan *s)
+{
+  gunichar u = 0;
+
+  s->p++;
+  for (int i = 0; i < 4; i++, s->p++)
+    {
+      if (s->p >= s->end || !g_ascii_isxdigit (*s->p))
+        return G_MAXUINT32;
+      u = u << 4 | (gunichar)g_ascii_xdigit_value (*s->p);
+    }
+  return u;
+}
+
+/* Text must be valid Unicode without NUL, which C strings would cut short:
+ * no \u0000, and a surrogate only as a pair, high then low. */
+static gboolean
+scan_unicode_escape (Scan *s)
+{
+  gunichar u = scan_hex4 (s), low;
+
+  if (u == 0 || u == G_MAXUINT32 || (u >= 0xdc00 && u <= 0xdfff))
+    return FALSE;
+  if (u < 0xd800 || u > 0xdbff)
+    return TRUE;
+  if (s->end - s->p < 2 || s->p[0] != '\\' || s->p[1] != 'u')
+    return FALSE;
+  s->p++;
+  low = scan_hex4 (s);
+  return low >= 0xdc00 && low <= 0xdfff;
 }
 
 static gboolean
@@ -74,10 +109,8 @@ scan_string (Scan *s)
             case 'r':
             case 't': s->p++; break;
             case 'u':
-              s->p++;
-              for (int i = 0; i < 4; i++, s->p++)
-                if (s->p >= s->end || !g_ascii_isxdigit (*s->p))
-                  return FALSE;
+              if (!scan_unicode_escape (s))
+                return FALSE;
               break;
             default: return FALSE;
             }
@@ -98,8 +131,38 @@ scan_digits (Scan *s)
   return s->p > start;
 }
 
+static gboolean scan_number_syntax (Scan *s);
+
+/* A number must also fit a double: 1e999 is JSON, but it would come back
+ * as infinity, which JSON cannot write. */
 static gboolean
 scan_number (Scan *s)
+{
+  const char *start = s->p;
+  char buf[64];
+  g_autofree char *big = NULL;
+  const char *text = buf;
+  gsize len;
+
+  if (!scan_number_syntax (s))
+    return FALSE;
+  len = s->p - start;
+  if (len < sizeof buf)
+    memcpy (buf, start, len), buf[len] = '\0';
+  else
+    text = big = g_strndup (start, len);
+  if (strpbrk (text, ".eE") == NULL)
+    {
+      /* json-glib reads an integer as a gint64 and wraps silently past it. */
+      errno = 0;
+      g_ascii_strtoll (text, NULL, 10);
+      return errno != ERANGE;
+    }
+  return isfinite (g_ascii_strtod (text, NULL));
+}
+
+static gboolean
+scan_number_syntax (Scan *s)
 {
   if (s->p < s->end && *s->p == '-')
     s->p++;
