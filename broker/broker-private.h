@@ -23,7 +23,20 @@ typedef struct
   JwJob *job;
   GList *queue_link; /* its link in JwBroker.queue while waiting */
   GBytes *worker;    /* routing id of the worker it went to, or NULL */
+  /* Monotonic times in µs, 0 when not set: when the running attempt runs
+   * out of time, when a cancel sent to its worker is given up on, and since
+   * when its worker's heartbeats name another job (or none). */
+  gint64 deadline_us;
+  gint64 cancel_deadline_us;
+  gint64 mismatch_since_us;
 } ActiveJob;
+
+/* Limits of one job type: [type.NAME] in the key file, else [broker]. */
+typedef struct
+{
+  gint64 max_attempts;
+  gint64 timeout_s; /* 0: none */
+} TypeLimits;
 
 typedef struct
 {
@@ -31,10 +44,11 @@ typedef struct
   char *name;
   GStrv types;
   gint64 pid;
-  gint64 last_seen_ms;
+  gint64 last_seen_us; /* monotonic */
   gboolean idle;      /* said ready since its last job */
   guint64 idle_order; /* smaller = idle for longer */
   char *job_id;       /* the job it holds, or NULL */
+  gboolean leaving;   /* said bye; waits for its job's last event */
 } Worker;
 
 struct _JwBroker
@@ -42,6 +56,17 @@ struct _JwBroker
   JwLedger *ledger;
   char epoch[JW_ID_LEN + 1];
   gint64 heartbeat_ms;
+  JwConfig *config; /* borrowed: outlives the broker */
+
+  /* Liveness: see workers.c. */
+  gint64 worker_timeout_ms;
+  gint64 cancel_grace_ms;
+  gint64 max_attempts;      /* [broker] max-attempts */
+  gint64 default_timeout_s; /* [broker] default-timeout-s */
+  GHashTable *type_limits; /* type name → TypeLimits */
+  guint liveness_id;
+  guint dispatch_idle_id;
+  guint64 stale_events;
 
   zsock_t *commands;
   zsock_t *workers;
@@ -54,10 +79,18 @@ struct _JwBroker
   GHashTable *active;       /* job id → ActiveJob */
   GQueue queue;             /* ActiveJob, oldest first */
   GHashTable *worker_table; /* GBytes routing id → Worker */
+  GHashTable *types;        /* type name → description; see types.c */
   guint64 idle_counter;
-  /* Idempotency key → job id. Kept in memory only for now: a persistent
-   * ledger should own this index so that it survives a restart. */
-  GHashTable *idempotency;
+
+  /* Durability: see durable.c. Messages that could reveal a record not yet
+   * committed wait in the outbox until the commit. */
+  gint64 flush_ms;
+  guint flush_batch;
+  GSource *flush_source;
+  GSource *idle_flush_source;
+  GQueue outbox; /* OutMsg */
+  gint64 retention_ms;
+  guint retention_id;
 };
 
 /* broker.c */
@@ -80,6 +113,45 @@ gboolean broker_send_worker (JwBroker *self, Worker *worker, const char *verb,
                              JsonNode *json);
 void broker_forget_worker (JwBroker *self, Worker *worker);
 void worker_free (Worker *worker);
+/* Reads the liveness settings and starts the periodic check. */
+void broker_liveness_init (JwBroker *self);
+void broker_liveness_stop (JwBroker *self);
+/* Runs broker_dispatch from the main loop soon, once. */
+void broker_schedule_dispatch (JwBroker *self);
+/* Tells the worker running aj to cancel it (reason "requested"). A job
+ * whose worker cannot be told is ended `cancelled` at once; one whose
+ * worker does not answer is ended after [broker] cancel-grace-ms. aj may
+ * be freed on return, when the job ended. */
+void broker_cancel_running (JwBroker *self, ActiveJob *aj);
+
+/* durable.c */
+/* Reads [broker] flush-ms and retention-s, loads the jobs that had not
+ * ended (queued ones back into the queue, running ones through
+ * broker_requeue_running_on_start) and starts the flush and retention
+ * timers. */
+gboolean broker_durable_init (JwBroker *self, GError **error);
+/* Commits and releases the outbox, then stops the timers. */
+void broker_durable_stop (JwBroker *self);
+/* Sends msg on sock now when every record is committed, else after the
+ * commit of the records that precede it. Takes msg. */
+void broker_send (JwBroker *self, void *sock, JwMsg *msg);
+/* Commits pending records, then sends the outbox. A failed commit stops
+ * the process: what was not committed was never confirmed, and a restart
+ * resumes from what was. */
+void broker_flush (JwBroker *self);
+/* A job found running at start: its worker is unknown, so its attempt is
+ * given up (`retrying`, code broker_restarted) and the job waits for its
+ * next attempt. aj is in the active table, not in the queue. */
+void broker_requeue_running_on_start (JwBroker *self, ActiveJob *aj);
+
+/* types.c */
+/* Records a type a worker announced: its description object (the hello
+ * element), or NULL for a bare name. */
+void broker_types_announce (JwBroker *self, const char *name,
+                            JsonObject *announced);
+/* Every known type, by name, each with the number of workers serving it
+ * now: the `types` member of the types query's reply. */
+JsonNode *broker_types_to_node (JwBroker *self);
 
 /* worker-events.c */
 gboolean broker_on_worker_event (void *sock, gpointer user_data);

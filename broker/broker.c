@@ -66,6 +66,7 @@ jw_broker_new (JwConfig *config, JwLedger *ledger, GError **error)
   g_return_val_if_fail (config != NULL && ledger != NULL, NULL);
 
   self->ledger = ledger;
+  self->config = config;
   jw_id_new (self->epoch);
   self->heartbeat_ms =
       jw_config_get_int (config, "broker", "heartbeat-ms", 1000);
@@ -76,8 +77,6 @@ jw_broker_new (JwConfig *config, JwLedger *ledger, GError **error)
   g_queue_init (&self->queue);
   self->worker_table = g_hash_table_new_full (g_bytes_hash, g_bytes_equal, NULL,
                                               (GDestroyNotify)worker_free);
-  self->idempotency =
-      g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
 
   self->commands = open_socket (config, "commands", ZMQ_PULL, COMMANDS_HWM,
                                 &ep_commands, error);
@@ -99,6 +98,8 @@ jw_broker_new (JwConfig *config, JwLedger *ledger, GError **error)
                                &ep_queries, error);
   if (self->queries == NULL)
     return NULL;
+  if (!broker_durable_init (self, error))
+    return NULL;
 
   self->source_ids[0] = jw_zsource_add (self->commands, on_command, self);
   self->source_ids[1] = jw_zsource_add (self->workers, broker_on_worker, self);
@@ -107,6 +108,7 @@ jw_broker_new (JwConfig *config, JwLedger *ledger, GError **error)
   self->source_ids[3] = jw_zsource_add (self->events, on_subscription, self);
   self->source_ids[4] = jw_zsource_add (self->queries, broker_on_query, self);
   self->heartbeat_id = g_timeout_add_seconds (1, on_heartbeat, self);
+  broker_liveness_init (self);
 
   g_info ("listening epoch=%s commands=%s workers=%s worker-events=%s "
           "events=%s queries=%s",
@@ -126,6 +128,8 @@ jw_broker_free (JwBroker *self)
   for (i = 0; i < G_N_ELEMENTS (self->source_ids); i++)
     g_clear_handle_id (&self->source_ids[i], g_source_remove);
   g_clear_handle_id (&self->heartbeat_id, g_source_remove);
+  broker_liveness_stop (self);
+  broker_durable_stop (self);
 
   zsock_destroy (&self->commands);
   zsock_destroy (&self->workers);
@@ -136,7 +140,7 @@ jw_broker_free (JwBroker *self)
   g_queue_clear (&self->queue);
   g_clear_pointer (&self->active, g_hash_table_unref);
   g_clear_pointer (&self->worker_table, g_hash_table_unref);
-  g_clear_pointer (&self->idempotency, g_hash_table_unref);
+  g_clear_pointer (&self->types, g_hash_table_unref);
   g_clear_pointer (&self->ledger, jw_ledger_free);
   g_free (self);
 }
@@ -198,22 +202,20 @@ broker_parse_frame (JwMsg *msg, guint i, GError **error)
   return g_steal_pointer (&node);
 }
 
-/* Publishes four frames on the events XPUB. At the high-water mark XPUB
- * drops; subscribers see the gap in seq and ask for history. */
+/* Publishes four frames on the events XPUB, once what they tell is
+ * committed. At the high-water mark XPUB drops; subscribers see the gap in
+ * seq and ask for history. */
 static void
 publish (JwBroker *self, const char *topic, gint64 seq, const char *type,
          GBytes *json)
 {
   g_autoptr (JwMsg) msg = jw_msg_new ();
-  g_autoptr (GError) error = NULL;
 
   jw_msg_add_str (msg, topic);
   jw_msg_add_printf (msg, "%" G_GINT64_FORMAT, seq);
   jw_msg_add_str (msg, type);
   jw_msg_add_bytes (msg, json);
-  if (!jw_msg_send (msg, self->events, &error))
-    g_debug ("publish dropped topic=%s type=%s error=%s", topic, type,
-             error->message);
+  broker_send (self, self->events, g_steal_pointer (&msg));
 }
 
 /* Gives job its next seq, builds the event in the fixed member order (job,
@@ -262,8 +264,9 @@ broker_record_event (JwBroker *self, JwJob *job, const char *type,
       return FALSE;
     }
 
-  g_debug ("recorded job=%s seq=%" G_GINT64_FORMAT " type=%s", job->id,
-           job->seq, type);
+  jw_log_job (G_LOG_LEVEL_DEBUG, job->id,
+              "recorded job=%s seq=%" G_GINT64_FORMAT " type=%s", job->id,
+              job->seq, type);
   publish (self, job->id, job->seq, type, json);
   return TRUE;
 }
@@ -359,6 +362,7 @@ handle_submit (JwBroker *self, JsonObject *req, const char *api,
   g_autoptr (JwJob) existing = NULL;
   g_autoptr (JwJob) job = NULL;
   g_autoptr (GError) error = NULL;
+  gboolean by_key = FALSE;
   ActiveJob *aj;
 
   if (id == NULL || !jw_id_valid (id, -1) || type == NULL || *type == '\0'
@@ -374,21 +378,29 @@ handle_submit (JwBroker *self, JsonObject *req, const char *api,
     key = NULL;
 
   /* A retry: the same id, or the same idempotency key, with the same body
-   * gets the job that exists; another body is refused. */
+   * gets the job that exists; another body is refused. The key index is
+   * the ledger's, so that it holds across restarts. */
   existing = find_job (self, id);
   if (existing == NULL && key != NULL)
     {
-      const char *known = g_hash_table_lookup (self->idempotency, key);
+      g_autoptr (JwJob) known = jw_ledger_lookup_key (self->ledger, key, NULL);
+
       if (known != NULL)
-        existing = find_job (self, known);
+        {
+          existing = find_job (self, known->id);
+          by_key = TRUE;
+        }
     }
   if (existing != NULL)
     {
       if (jw_job_same_body (existing, type, params))
         reply (self, api, rid, existing, NULL, NULL);
+      else if (by_key)
+        reply (self, api, rid, NULL, "idempotency_key_reused",
+               "an earlier job with this idempotency key has another body");
       else
         reply (self, api, rid, NULL, "duplicate_id",
-               "a job with this id or idempotency key has another body");
+               "a job with this id has another body");
       return;
     }
 
@@ -400,13 +412,11 @@ handle_submit (JwBroker *self, JsonObject *req, const char *api,
                                json_node_init_string (json_node_alloc (), type),
                                NULL))
     {
-      g_warning ("recording job failed id=%s error=%s", id, error->message);
+      jw_log_job (G_LOG_LEVEL_WARNING, id,
+                  "recording job failed id=%s error=%s", id, error->message);
       reply (self, api, rid, NULL, "internal", "the job was not recorded");
       return;
     }
-  if (key != NULL)
-    g_hash_table_insert (self->idempotency, g_strdup (key), g_strdup (id));
-
   jw_log_job (G_LOG_LEVEL_INFO, id, "job accepted id=%s type=%s api=%s", id,
               type, api);
   reply (self, api, rid, job, NULL, NULL);
@@ -417,50 +427,6 @@ handle_submit (JwBroker *self, JsonObject *req, const char *api,
   g_queue_push_tail (&self->queue, aj);
   aj->queue_link = self->queue.tail;
   broker_dispatch (self);
-}
-
-/* Sends cancel {job, attempt} to the worker holding aj. */
-static gboolean
-tell_worker_cancel (JwBroker *self, ActiveJob *aj)
-{
-  g_autoptr (JsonBuilder) b = json_builder_new ();
-  g_autoptr (JsonNode) msg = NULL;
-  Worker *worker = broker_lookup_worker (self, aj->worker);
-
-  if (worker == NULL)
-    return FALSE;
-
-  json_builder_begin_object (b);
-  json_builder_set_member_name (b, "job");
-  json_builder_add_string_value (b, aj->job->id);
-  json_builder_set_member_name (b, "attempt");
-  json_builder_add_int_value (b, aj->job->attempt);
-  json_builder_end_object (b);
-  msg = json_builder_get_root (b);
-  return broker_send_worker (self, worker, "cancel", msg);
-}
-
-/* A running job whose worker is gone cannot hear a cancel: end it now
- * rather than never. */
-static void
-cancel_orphan (JwBroker *self, ActiveJob *aj)
-{
-  g_autoptr (GError) error = NULL;
-  JwJob *next = jw_job_copy (aj->job);
-
-  next->state = JW_STATE_CANCELLED;
-  next->finished_ms = jw_now_ms ();
-  g_clear_pointer (&next->error, json_node_unref);
-  next->error = broker_error_node ("cancelled", "cancelled while running");
-  if (!broker_record_event (self, next, "cancelled", &error, "error",
-                            json_node_copy (next->error), NULL))
-    {
-      g_warning ("recording cancel failed id=%s error=%s", next->id,
-                 error->message);
-      jw_job_free (next);
-      return;
-    }
-  broker_finish_job (self, aj, next);
 }
 
 static void
@@ -500,8 +466,9 @@ handle_cancel (JwBroker *self, JsonObject *req, const char *api,
       if (!broker_record_event (self, next, "cancelled", &error, "error",
                                 json_node_copy (next->error), NULL))
         {
-          g_warning ("recording cancel failed id=%s error=%s", id,
-                     error->message);
+          jw_log_job (G_LOG_LEVEL_WARNING, id,
+                      "recording cancel failed id=%s error=%s", id,
+                      error->message);
           jw_job_free (next);
           reply (self, api, rid, NULL, "internal",
                  "the cancel was not recorded");
@@ -515,14 +482,14 @@ handle_cancel (JwBroker *self, JsonObject *req, const char *api,
   /* Running: the worker is told, and the job ends when it says so. */
   next->cancel_requested = TRUE;
   if (!jw_ledger_update (self->ledger, next, &error))
-    g_warning ("recording cancel request failed id=%s error=%s", id,
-               error->message);
+    jw_log_job (G_LOG_LEVEL_WARNING, id,
+                "recording cancel request failed id=%s error=%s", id,
+                error->message);
   jw_job_free (aj->job);
   aj->job = next;
   jw_log_job (G_LOG_LEVEL_INFO, id, "cancel requested id=%s", id);
   reply (self, api, rid, next, NULL, NULL);
-  if (!tell_worker_cancel (self, aj))
-    cancel_orphan (self, aj);
+  broker_cancel_running (self, aj);
 }
 
 static gboolean
@@ -594,7 +561,10 @@ on_subscription (void *sock, gpointer user_data)
     return G_SOURCE_CONTINUE;
 
   topic = g_strndup (data + 1, len - 1);
-  g_debug ("subscribe topic=%s", topic);
+  if (jw_id_valid (topic, -1))
+    jw_log_job (G_LOG_LEVEL_DEBUG, topic, "subscribe topic=%s", topic);
+  else
+    g_debug ("subscribe topic=%s", topic);
   empty = g_bytes_new_static ("{}", 2);
   publish (self, topic, 0, "subscribed", empty);
   return G_SOURCE_CONTINUE;

@@ -12,7 +12,8 @@ typedef struct
 typedef struct
 {
   JwLedger parent;
-  GTree *records; /* id (owned copy) → Record */
+  GTree *records;   /* id (owned copy) → Record */
+  GHashTable *keys; /* idempotency key → job id, both owned */
 } MemoryLedger;
 
 static void
@@ -48,7 +49,9 @@ memory_put (JwLedger *ledger, const JwJob *job, GError **error)
   MemoryLedger *self = (MemoryLedger *)ledger;
   Record *rec;
 
-  if (g_tree_lookup (self->records, job->id) != NULL)
+  if (g_tree_lookup (self->records, job->id) != NULL
+      || (job->idempotency_key != NULL
+          && g_hash_table_contains (self->keys, job->idempotency_key)))
     {
       g_set_error (error, JW_LEDGER_ERROR, JW_LEDGER_ERROR_EXISTS,
                    "job %s is already recorded", job->id);
@@ -60,6 +63,9 @@ memory_put (JwLedger *ledger, const JwJob *job, GError **error)
   rec->job->seq = 0;
   rec->events = g_ptr_array_new_with_free_func ((GDestroyNotify)jw_event_free);
   g_tree_insert (self->records, g_strdup (job->id), rec);
+  if (job->idempotency_key != NULL)
+    g_hash_table_insert (self->keys, g_strdup (job->idempotency_key),
+                         g_strdup (job->id));
   return TRUE;
 }
 
@@ -170,12 +176,90 @@ memory_events (JwLedger *ledger, const char *id, gint64 after, guint limit,
   return events;
 }
 
+static JwJob *
+memory_lookup_key (JwLedger *ledger, const char *key, GError **error)
+{
+  MemoryLedger *self = (MemoryLedger *)ledger;
+  const char *id = g_hash_table_lookup (self->keys, key);
+
+  if (id == NULL)
+    {
+      g_set_error (error, JW_LEDGER_ERROR, JW_LEDGER_ERROR_NOT_FOUND,
+                   "no job with idempotency key %s", key);
+      return NULL;
+    }
+  return memory_get (ledger, id, error);
+}
+
+static gboolean
+add_unfinished (gpointer key, gpointer value, gpointer data)
+{
+  Record *rec = value;
+
+  if (!jw_state_is_terminal (rec->job->state))
+    g_ptr_array_add (data, jw_job_copy (rec->job));
+  return FALSE;
+}
+
+static GPtrArray *
+memory_unfinished (JwLedger *ledger, GError **error)
+{
+  MemoryLedger *self = (MemoryLedger *)ledger;
+  GPtrArray *jobs =
+      g_ptr_array_new_with_free_func ((GDestroyNotify)jw_job_free);
+
+  g_tree_foreach (self->records, add_unfinished, jobs);
+  return jobs;
+}
+
+static gint
+memory_expire (JwLedger *ledger, gint64 finished_before_ms, guint limit,
+               GError **error)
+{
+  MemoryLedger *self = (MemoryLedger *)ledger;
+  g_autoptr (GPtrArray) doomed = g_ptr_array_new_with_free_func (g_free);
+  GTreeNode *node;
+  guint i;
+
+  for (node = g_tree_node_first (self->records);
+       node != NULL && doomed->len < limit; node = g_tree_node_next (node))
+    {
+      Record *rec = g_tree_node_value (node);
+
+      if (jw_state_is_terminal (rec->job->state) && rec->job->finished_ms > 0
+          && rec->job->finished_ms < finished_before_ms)
+        g_ptr_array_add (doomed, g_strdup (rec->job->id));
+    }
+  for (i = 0; i < doomed->len; i++)
+    {
+      Record *rec = g_tree_lookup (self->records, doomed->pdata[i]);
+
+      if (rec->job->idempotency_key != NULL)
+        g_hash_table_remove (self->keys, rec->job->idempotency_key);
+      g_tree_remove (self->records, doomed->pdata[i]);
+    }
+  return (gint)doomed->len;
+}
+
+static guint
+memory_pending (JwLedger *ledger)
+{
+  return 0;
+}
+
+static gboolean
+memory_flush (JwLedger *ledger, GError **error)
+{
+  return TRUE;
+}
+
 static void
 memory_free (JwLedger *ledger)
 {
   MemoryLedger *self = (MemoryLedger *)ledger;
 
   g_tree_destroy (self->records);
+  g_hash_table_unref (self->keys);
   g_free (self);
 }
 
@@ -187,6 +271,11 @@ static const JwLedgerVTable memory_vtable = {
   .get = memory_get,
   .list = memory_list,
   .events = memory_events,
+  .lookup_key = memory_lookup_key,
+  .unfinished = memory_unfinished,
+  .expire = memory_expire,
+  .pending = memory_pending,
+  .flush = memory_flush,
   .free = memory_free,
 };
 
@@ -197,5 +286,6 @@ jw_ledger_memory_new (void)
 
   self->parent.vtable = &memory_vtable;
   self->records = g_tree_new_full (compare_ids, NULL, g_free, record_free);
+  self->keys = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
   return &self->parent;
 }

@@ -199,9 +199,68 @@ jw_ledger_events (JwLedger *self, const char *id, gint64 after, guint limit,
   return self->vtable->events (self, id, after, limit, more, error);
 }
 
+JwJob *
+jw_ledger_lookup_key (JwLedger *self, const char *key, GError **error)
+{
+  g_return_val_if_fail (self != NULL && key != NULL, NULL);
+  return self->vtable->lookup_key (self, key, error);
+}
+
+GPtrArray *
+jw_ledger_unfinished (JwLedger *self, GError **error)
+{
+  g_return_val_if_fail (self != NULL, NULL);
+  return self->vtable->unfinished (self, error);
+}
+
+gint
+jw_ledger_expire (JwLedger *self, gint64 finished_before_ms, guint limit,
+                  GError **error)
+{
+  g_return_val_if_fail (self != NULL, -1);
+  return self->vtable->expire (self, finished_before_ms, limit, error);
+}
+
+guint
+jw_ledger_pending (JwLedger *self)
+{
+  g_return_val_if_fail (self != NULL, 0);
+  return self->vtable->pending (self);
+}
+
+gboolean
+jw_ledger_flush (JwLedger *self, GError **error)
+{
+  g_return_val_if_fail (self != NULL, FALSE);
+  return self->vtable->flush (self, error);
+}
+
 void
 jw_ledger_free (JwLedger *self)
 {
   if (self != NULL)
     self->vtable->free (self);
+}
+
+static const char *const sync_names[] = { "off", "normal", "full" };
+
+gboolean
+jw_ledger_sync_from_string (const char *str, JwLedgerSync *out)
+{
+  guint i;
+
+  for (i = 0; i < G_N_ELEMENTS (sync_names); i++)
+    if (g_strcmp0 (str, sync_names[i]) == 0)
+      {
+        *out = (JwLedgerSync)i;
+        return TRUE;
+      }
+  return FALSE;
+}
+
+const char *
+jw_ledger_sync_to_string (JwLedgerSync sync)
+{
+  g_return_val_if_fail (sync <= JW_LEDGER_SYNC_FULL, NULL);
+  return sync_names[sync];
 }

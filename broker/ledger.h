@@ -81,6 +81,12 @@ typedef struct
                       guint limit, GError **error);
   GPtrArray *(*events) (JwLedger *self, const char *id, gint64 after,
                         guint limit, gboolean *more, GError **error);
+  JwJob *(*lookup_key) (JwLedger *self, const char *key, GError **error);
+  GPtrArray *(*unfinished) (JwLedger *self, GError **error);
+  gint (*expire) (JwLedger *self, gint64 finished_before_ms, guint limit,
+                  GError **error);
+  guint (*pending) (JwLedger *self);
+  gboolean (*flush) (JwLedger *self, GError **error);
   void (*free) (JwLedger *self);
 } JwLedgerVTable;
 
@@ -112,11 +118,46 @@ GPtrArray *jw_ledger_list (JwLedger *self, const JwState *state,
  * when more follow. An array of JwEvent; NULL with NOT_FOUND. */
 GPtrArray *jw_ledger_events (JwLedger *self, const char *id, gint64 after,
                              guint limit, gboolean *more, GError **error);
+/* The job recorded with this idempotency key, or NULL with NOT_FOUND. */
+JwJob *jw_ledger_lookup_key (JwLedger *self, const char *key, GError **error);
+/* Every job not in a terminal state, oldest first (by id). An array of
+ * JwJob. */
+GPtrArray *jw_ledger_unfinished (JwLedger *self, GError **error);
+/* Deletes at most limit jobs that finished before finished_before_ms, with
+ * their events. Returns how many went, -1 on failure. */
+gint jw_ledger_expire (JwLedger *self, gint64 finished_before_ms, guint limit,
+                       GError **error);
+/* How many writes (put, update, append, expire) wait for a flush: a store
+ * may keep them in an open transaction, where they are visible to this
+ * process but lost in a crash. */
+guint jw_ledger_pending (JwLedger *self);
+/* Makes every pending write durable (to the degree the store's settings
+ * promise). On failure the pending writes are lost. */
+gboolean jw_ledger_flush (JwLedger *self, GError **error);
+/* Flushes, then frees. */
 void jw_ledger_free (JwLedger *self);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (JwLedger, jw_ledger_free)
 
 /* The in-memory store: everything is lost when the process ends. */
 JwLedger *jw_ledger_memory_new (void);
+
+/* How hard the SQLite store pushes a commit to disk: SQLite's
+ * PRAGMA synchronous in WAL mode. */
+typedef enum
+{
+  JW_LEDGER_SYNC_OFF,
+  JW_LEDGER_SYNC_NORMAL,
+  JW_LEDGER_SYNC_FULL,
+} JwLedgerSync;
+
+gboolean jw_ledger_sync_from_string (const char *str, JwLedgerSync *out);
+const char *jw_ledger_sync_to_string (JwLedgerSync sync);
+
+/* The SQLite store in the file path (created with its directory when
+ * missing), in WAL mode. Writes collect in one open transaction until
+ * jw_ledger_flush. */
+JwLedger *jw_ledger_sqlite_new (const char *path, JwLedgerSync sync,
+                                GError **error);
 
 G_END_DECLS

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "jw-json.h"
+#include "jw-log.h"
 
 #define EVENTS_LIMIT_DEFAULT 1000
 #define EVENTS_LIMIT_MAX 1000
@@ -55,11 +56,18 @@ add_json (JwMsg *msg, JsonBuilder *b)
 static void
 send_reply (JwBroker *self, JwMsg *msg)
 {
-  g_autoptr (GError) error = NULL;
+  JwMsg *out = jw_msg_new ();
+  GBytes *frame;
 
-  /* A peer that is gone or does not read loses its answer, nobody else. */
-  if (!jw_msg_send (msg, self->queries, &error))
-    g_debug ("query reply dropped error=%s", error->message);
+  /* The answer may tell records not yet committed: it leaves with them.
+   * Its frames move to a message that broker_send owns. A peer that is
+   * gone or does not read loses its answer, nobody else. */
+  while ((frame = jw_msg_pop (msg)) != NULL)
+    {
+      jw_msg_add_bytes (out, frame);
+      g_bytes_unref (frame);
+    }
+  broker_send (self, self->queries, out);
 }
 
 static void
@@ -239,6 +247,19 @@ query_list (JwBroker *self, Envelope *env, JsonObject *req)
 }
 
 static void
+query_types (JwBroker *self, Envelope *env)
+{
+  g_autoptr (JwMsg) msg = jw_msg_new ();
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+
+  start_reply (msg, env, b, TRUE);
+  json_builder_set_member_name (b, "types");
+  json_builder_add_value (b, broker_types_to_node (self));
+  add_json (msg, b);
+  send_reply (self, msg);
+}
+
+static void
 query_ping (JwBroker *self, Envelope *env)
 {
   g_autoptr (JwMsg) msg = jw_msg_new ();
@@ -254,8 +275,19 @@ query_ping (JwBroker *self, Envelope *env)
   json_builder_add_int_value (b, queued);
   json_builder_set_member_name (b, "running");
   json_builder_add_int_value (b, g_hash_table_size (self->active) - queued);
+  json_builder_set_member_name (b, "stale_events");
+  json_builder_add_int_value (b, self->stale_events);
   add_json (msg, b);
   send_reply (self, msg);
+}
+
+void
+jw_broker_counts (JwBroker *self, guint *queued, guint *running,
+                  guint *workers)
+{
+  *queued = self->queue.length;
+  *running = g_hash_table_size (self->active) - self->queue.length;
+  *workers = g_hash_table_size (self->worker_table);
 }
 
 gboolean
@@ -270,6 +302,7 @@ broker_on_query (void *sock, gpointer user_data)
     NULL,
   };
   JsonObject *req;
+  const char *job;
   gsize len;
 
   if (msg == NULL)
@@ -286,8 +319,13 @@ broker_on_query (void *sock, gpointer user_data)
   req = node ? jw_json_node_object (node) : NULL;
   if (req != NULL)
     env.req_id = g_strdup (jw_json_get_string (req, "rid"));
-  g_debug ("query verb=%s rid=%s", verb ? verb : "?",
-           env.req_id ? env.req_id : "-");
+  job = req ? jw_json_get_string (req, "job") : NULL;
+  if (job != NULL && jw_id_valid (job, -1))
+    jw_log_job (G_LOG_LEVEL_DEBUG, job, "query verb=%s job=%s rid=%s",
+                verb ? verb : "?", job, env.req_id ? env.req_id : "-");
+  else
+    g_debug ("query verb=%s rid=%s", verb ? verb : "?",
+             env.req_id ? env.req_id : "-");
 
   if (verb == NULL || req == NULL)
     send_error (self, &env, "bad_request",
@@ -300,6 +338,8 @@ broker_on_query (void *sock, gpointer user_data)
     query_list (self, &env, req);
   else if (g_str_equal (verb, "ping"))
     query_ping (self, &env);
+  else if (g_str_equal (verb, "types"))
+    query_types (self, &env);
   else
     send_error (self, &env, "bad_request", "unknown query");
 

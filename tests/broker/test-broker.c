@@ -46,6 +46,7 @@ spawn_broker (Fixture *fx)
   g_autoptr (GSubprocessLauncher) launcher = NULL;
   g_autoptr (GError) error = NULL;
   const char *exe = g_getenv ("JW_BROKER");
+  g_autofree char *ledger = NULL;
   GSubprocess *proc;
 
   if (exe == NULL)
@@ -56,8 +57,10 @@ spawn_broker (Fixture *fx)
   g_subprocess_launcher_setenv (launcher, "G_MESSAGES_DEBUG", "all", TRUE);
   g_subprocess_launcher_setenv (launcher, "G_DEBUG", "fatal-criticals", TRUE);
   g_subprocess_launcher_set_child_setup (launcher, child_setup, NULL, NULL);
+  /* The ledger lives in the test's directory, never in the user's. */
+  ledger = g_strdup_printf ("broker.ledger=%s/ledger.sqlite", fx->dir);
   proc = g_subprocess_launcher_spawn (launcher, &error, exe, "--runtime-dir",
-                                      fx->dir, NULL);
+                                      fx->dir, "--set", ledger, NULL);
   g_assert_no_error (error);
   return proc;
 }

@@ -1,24 +1,83 @@
-/* The in-memory ledger: put and get, listing order, filter and cursor, and
- * the contiguous seq of appended events. */
+/* The ledger stores, each through the same cases: put and get, listing
+ * order, filter and cursor, the contiguous seq of appended events, lookup
+ * by idempotency key, unfinished jobs and retention. The SQLite store also
+ * keeps what was flushed across a reopen and a crash, and loses what was
+ * not. */
 #include "ledger.h"
+
+#include <glib/gstdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "jw-json.h"
 
 typedef struct
 {
   JwLedger *ledger;
+  char *dir;  /* sqlite: the temporary directory */
+  char *path; /* sqlite: the file */
 } Fixture;
+
+static gboolean
+is_sqlite (gconstpointer data)
+{
+  return g_str_equal (data, "sqlite");
+}
+
+static JwLedger *
+open_sqlite (Fixture *fx)
+{
+  g_autoptr (GError) error = NULL;
+  JwLedger *ledger =
+      jw_ledger_sqlite_new (fx->path, JW_LEDGER_SYNC_NORMAL, &error);
+
+  g_assert_no_error (error);
+  return ledger;
+}
 
 static void
 fixture_setup (Fixture *fx, gconstpointer data)
 {
-  fx->ledger = jw_ledger_memory_new ();
+  g_autoptr (GError) error = NULL;
+
+  if (!is_sqlite (data))
+    {
+      fx->ledger = jw_ledger_memory_new ();
+      return;
+    }
+  fx->dir = g_dir_make_tmp ("jw-ledger-XXXXXX", &error);
+  g_assert_no_error (error);
+  /* A directory that does not exist yet: the store creates it. */
+  fx->path = g_build_filename (fx->dir, "state", "ledger.sqlite", NULL);
+  fx->ledger = open_sqlite (fx);
+}
+
+static void
+remove_dir (const char *path)
+{
+  g_autoptr (GDir) dir = g_dir_open (path, 0, NULL);
+  const char *name;
+
+  while (dir != NULL && (name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *child = g_build_filename (path, name, NULL);
+
+      if (g_file_test (child, G_FILE_TEST_IS_DIR))
+        remove_dir (child);
+      else
+        g_unlink (child);
+    }
+  g_rmdir (path);
 }
 
 static void
 fixture_teardown (Fixture *fx, gconstpointer data)
 {
   g_clear_pointer (&fx->ledger, jw_ledger_free);
+  if (fx->dir != NULL)
+    remove_dir (fx->dir);
+  g_free (fx->dir);
+  g_free (fx->path);
 }
 
 static JsonNode *
@@ -297,20 +356,251 @@ test_snapshot_json (Fixture *fx, gconstpointer data)
   g_assert_cmpstr (json, ==, prefix);
 }
 
+static void
+test_lookup_key (Fixture *fx, gconstpointer data)
+{
+  g_autoptr (JwJob) job = make_job (1000);
+  g_autoptr (JwJob) other = make_job (2000);
+  g_autoptr (JwJob) dup = make_job (3000);
+  g_autoptr (JwJob) got = NULL;
+  g_autoptr (GError) error = NULL;
+
+  job->idempotency_key = g_strdup ("order-7");
+  g_assert_true (jw_ledger_put (fx->ledger, job, &error));
+  g_assert_true (jw_ledger_put (fx->ledger, other, &error));
+
+  got = jw_ledger_lookup_key (fx->ledger, "order-7", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (got->id, ==, job->id);
+  g_assert_null (jw_ledger_lookup_key (fx->ledger, "order-8", &error));
+  g_assert_error (error, JW_LEDGER_ERROR, JW_LEDGER_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+
+  /* A key names one job only. */
+  dup->idempotency_key = g_strdup ("order-7");
+  g_assert_false (jw_ledger_put (fx->ledger, dup, &error));
+  g_assert_error (error, JW_LEDGER_ERROR, JW_LEDGER_ERROR_EXISTS);
+}
+
+static void
+test_unfinished (Fixture *fx, gconstpointer data)
+{
+  JwState states[] = {
+    JW_STATE_SUCCEEDED, JW_STATE_RUNNING, JW_STATE_QUEUED,
+    JW_STATE_FAILED,    JW_STATE_QUEUED,  JW_STATE_CANCELLED
+  };
+  g_autoptr (GPtrArray) jobs = NULL;
+  g_autoptr (GError) error = NULL;
+  guint i;
+
+  /* Put newest first: the answer is in creation order all the same. */
+  for (i = G_N_ELEMENTS (states); i > 0; i--)
+    {
+      g_autoptr (JwJob) job = make_job (1000 + i);
+
+      job->state = states[i - 1];
+      g_assert_true (jw_ledger_put (fx->ledger, job, &error));
+    }
+  jobs = jw_ledger_unfinished (fx->ledger, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (jobs->len, ==, 3);
+  g_assert_cmpint (((JwJob *)jobs->pdata[0])->state, ==, JW_STATE_RUNNING);
+  g_assert_cmpint (((JwJob *)jobs->pdata[1])->state, ==, JW_STATE_QUEUED);
+  g_assert_cmpint (((JwJob *)jobs->pdata[2])->state, ==, JW_STATE_QUEUED);
+  for (i = 1; i < jobs->len; i++)
+    g_assert_cmpstr (((JwJob *)jobs->pdata[i - 1])->id, <,
+                     ((JwJob *)jobs->pdata[i])->id);
+}
+
+static void
+test_expire (Fixture *fx, gconstpointer data)
+{
+  g_autoptr (GPtrArray) made =
+      g_ptr_array_new_with_free_func ((GDestroyNotify)jw_job_free);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) left = NULL;
+  guint i;
+
+  /* Ten finished at 100, 200 … 1000; one still running; each with events. */
+  for (i = 0; i < 11; i++)
+    {
+      JwJob *job = make_job (1000 + i);
+
+      job->idempotency_key = g_strdup_printf ("key-%u", i);
+      g_assert_true (jw_ledger_put (fx->ledger, job, &error));
+      append (fx->ledger, job, "queued");
+      if (i < 10)
+        {
+          job->state = JW_STATE_SUCCEEDED;
+          job->finished_ms = 100 * (i + 1);
+          append (fx->ledger, job, "succeeded");
+        }
+      g_ptr_array_add (made, job);
+    }
+
+  /* Before 550: the five that finished at 100 … 500, in batches of two. */
+  g_assert_cmpint (jw_ledger_expire (fx->ledger, 550, 2, &error), ==, 2);
+  g_assert_cmpint (jw_ledger_expire (fx->ledger, 550, 2, &error), ==, 2);
+  g_assert_cmpint (jw_ledger_expire (fx->ledger, 550, 2, &error), ==, 1);
+  g_assert_cmpint (jw_ledger_expire (fx->ledger, 550, 2, &error), ==, 0);
+  g_assert_no_error (error);
+
+  for (i = 0; i < 11; i++)
+    {
+      JwJob *job = made->pdata[i];
+      g_autoptr (JwJob) got = jw_ledger_get (fx->ledger, job->id, NULL);
+      g_autoptr (GPtrArray) events =
+          jw_ledger_events (fx->ledger, job->id, 0, 10, NULL, NULL);
+      g_autoptr (JwJob) by_key =
+          jw_ledger_lookup_key (fx->ledger, job->idempotency_key, NULL);
+
+      if (i < 5)
+        {
+          g_assert_null (got);
+          g_assert_null (events);
+          g_assert_null (by_key);
+        }
+      else
+        {
+          g_assert_nonnull (got);
+          g_assert_cmpuint (events->len, ==, i < 10 ? 2 : 1);
+          g_assert_nonnull (by_key);
+        }
+    }
+
+  /* The running one never goes, however old. */
+  g_assert_cmpint (jw_ledger_expire (fx->ledger, G_MAXINT64, 100, &error), ==,
+                   5);
+  left = jw_ledger_list (fx->ledger, NULL, NULL, 100, &error);
+  g_assert_cmpuint (left->len, ==, 1);
+  g_assert_cmpint (((JwJob *)left->pdata[0])->state, ==, JW_STATE_QUEUED);
+}
+
+/* Only the SQLite store: a reopen finds everything, seq included. */
+static void
+test_reopen (Fixture *fx, gconstpointer data)
+{
+  g_autoptr (JwJob) job = make_job (1000);
+  g_autoptr (JwJob) got = NULL;
+  g_autoptr (GPtrArray) events = NULL;
+  g_autoptr (GError) error = NULL;
+
+  job->idempotency_key = g_strdup ("k");
+  job->created_ms = 1000;
+  g_assert_true (jw_ledger_put (fx->ledger, job, &error));
+  append (fx->ledger, job, "queued");
+  job->state = JW_STATE_RUNNING;
+  job->attempt = 1;
+  job->progress = parse ("{\"percent\":40,\"message\":\"h\u00e9\"}");
+  append (fx->ledger, job, "progress");
+  g_assert_cmpuint (jw_ledger_pending (fx->ledger), ==, 3);
+  g_assert_true (jw_ledger_flush (fx->ledger, &error));
+  g_assert_cmpuint (jw_ledger_pending (fx->ledger), ==, 0);
+
+  /* A second store on the same file is refused while the first holds it. */
+  g_assert_null (jw_ledger_sqlite_new (fx->path, JW_LEDGER_SYNC_OFF, &error));
+  g_assert_error (error, JW_LEDGER_ERROR, JW_LEDGER_ERROR_FAILED);
+  g_assert_nonnull (strstr (error->message, "in use"));
+  g_clear_error (&error);
+
+  g_clear_pointer (&fx->ledger, jw_ledger_free);
+  fx->ledger = open_sqlite (fx);
+  got = jw_ledger_get (fx->ledger, job->id, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (got->seq, ==, 2);
+  g_assert_cmpint (got->state, ==, JW_STATE_RUNNING);
+  g_assert_cmpint (got->attempt, ==, 1);
+  g_assert_cmpint (got->created_ms, ==, 1000);
+  g_assert_cmpstr (got->idempotency_key, ==, "k");
+  g_assert_true (json_node_equal (got->progress, job->progress));
+  events = jw_ledger_events (fx->ledger, job->id, 0, 10, NULL, &error);
+  g_assert_cmpuint (events->len, ==, 2);
+  g_assert_cmpstr (((JwEvent *)events->pdata[1])->type, ==, "progress");
+
+  /* seq continues where it stopped. */
+  g_assert_cmpint (append (fx->ledger, got, "progress"), ==, 3);
+}
+
+/* Only the SQLite store: a process that dies keeps what it flushed and
+ * loses the rest. */
+static void
+test_crash (Fixture *fx, gconstpointer data)
+{
+  g_autoptr (JwJob) kept = make_job (1000);
+  g_autoptr (JwJob) lost = make_job (2000);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GPtrArray) events = NULL;
+  g_autoptr (JwJob) got = NULL;
+  int status;
+  pid_t pid;
+
+  g_clear_pointer (&fx->ledger, jw_ledger_free);
+  pid = fork ();
+  g_assert_cmpint (pid, >=, 0);
+  if (pid == 0)
+    {
+      JwLedger *ledger =
+          jw_ledger_sqlite_new (fx->path, JW_LEDGER_SYNC_NORMAL, NULL);
+
+      if (ledger == NULL || !jw_ledger_put (ledger, kept, NULL))
+        _exit (1);
+      append (ledger, kept, "queued");
+      if (!jw_ledger_flush (ledger, NULL))
+        _exit (1);
+      append (ledger, kept, "started");
+      if (!jw_ledger_put (ledger, lost, NULL))
+        _exit (1);
+      /* Gone without a flush, as after kill -9. */
+      _exit (0);
+    }
+  g_assert_cmpint (waitpid (pid, &status, 0), ==, pid);
+  g_assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+
+  fx->ledger = open_sqlite (fx);
+  got = jw_ledger_get (fx->ledger, kept->id, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (got->seq, ==, 1);
+  events = jw_ledger_events (fx->ledger, kept->id, 0, 10, NULL, &error);
+  g_assert_cmpuint (events->len, ==, 1);
+  g_assert_null (jw_ledger_get (fx->ledger, lost->id, &error));
+  g_assert_error (error, JW_LEDGER_ERROR, JW_LEDGER_ERROR_NOT_FOUND);
+}
+
 int
 main (int argc, char **argv)
 {
+  static const char *const stores[] = { "memory", "sqlite" };
+  guint i;
+
   g_test_init (&argc, &argv, NULL);
 
-#define ADD(path, fn)                                                          \
-  g_test_add (path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
-  ADD ("/broker/ledger/put-get", test_put_get);
-  ADD ("/broker/ledger/update", test_update);
-  ADD ("/broker/ledger/append-seq", test_append_seq);
-  ADD ("/broker/ledger/events-after", test_events_after);
-  ADD ("/broker/ledger/list-order-filter", test_list);
-  ADD ("/broker/ledger/snapshot-json", test_snapshot_json);
+  for (i = 0; i < G_N_ELEMENTS (stores); i++)
+    {
+#define ADD(name, fn)                                                          \
+  do                                                                           \
+    {                                                                          \
+      g_autofree char *path =                                                  \
+          g_strdup_printf ("/broker/ledger/%s/%s", stores[i], name);           \
+      g_test_add (path, Fixture, stores[i], fixture_setup, fn,                 \
+                  fixture_teardown);                                           \
+    }                                                                          \
+  while (0)
+      ADD ("put-get", test_put_get);
+      ADD ("update", test_update);
+      ADD ("append-seq", test_append_seq);
+      ADD ("events-after", test_events_after);
+      ADD ("list-order-filter", test_list);
+      ADD ("snapshot-json", test_snapshot_json);
+      ADD ("lookup-key", test_lookup_key);
+      ADD ("unfinished", test_unfinished);
+      ADD ("expire", test_expire);
+      if (is_sqlite (stores[i]))
+        {
+          ADD ("reopen", test_reopen);
+          ADD ("crash-keeps-flushed", test_crash);
+        }
 #undef ADD
+    }
 
   return g_test_run ();
 }
