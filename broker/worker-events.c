@@ -78,13 +78,45 @@ clean_progress (JsonObject *in)
   return node;
 }
 
-/* {code, message} from what the worker sent, with defaults. */
+/* Details a worker adds to an error beside code and message (such as
+ * exit_code or signal of a command): numbers and booleans, a few. */
+#define MAX_ERROR_DETAILS 8
+
+static void
+keep_error_details (JsonObject *out, JsonObject *in)
+{
+  JsonObjectIter iter;
+  const char *name;
+  JsonNode *value;
+  guint kept = 0;
+
+  if (in == NULL)
+    return;
+  json_object_iter_init (&iter, in);
+  while (json_object_iter_next (&iter, &name, &value)
+         && kept < MAX_ERROR_DETAILS)
+    {
+      GType t = JSON_NODE_HOLDS_VALUE (value)
+                    ? json_node_get_value_type (value)
+                    : G_TYPE_INVALID;
+
+      if (json_object_has_member (out, name) || strlen (name) > 64
+          || (t != G_TYPE_INT64 && t != G_TYPE_DOUBLE && t != G_TYPE_BOOLEAN))
+        continue;
+      json_object_set_member (out, name, json_node_copy (value));
+      kept++;
+    }
+}
+
+/* {code, message} from what the worker sent, with defaults, and its
+ * numeric details. */
 static JsonNode *
 clean_error (JsonObject *in)
 {
   const char *code = in ? jw_json_get_string (in, "code") : NULL;
   const char *message = in ? jw_json_get_string (in, "message") : NULL;
   g_autofree char *c = NULL, *m = NULL;
+  JsonNode *node;
 
   if (code == NULL || *code == '\0')
     code = "failed";
@@ -92,7 +124,9 @@ clean_error (JsonObject *in)
     message = "the job failed";
   c = truncate_text (code, 64);
   m = truncate_text (message, BROKER_MAX_TEXT);
-  return broker_error_node (c, m);
+  node = broker_error_node (c, m);
+  keep_error_details (json_node_get_object (node), in);
+  return node;
 }
 
 /* Applies one checked report of type to next, the job's new snapshot, and
@@ -156,38 +190,43 @@ check_report (JwBroker *self, const char *id, const char *type,
 
   if (job != NULL && g_strcmp0 (job, id) != 0)
     {
-      g_warning ("worker event dropped: topic and job differ job=%s", id);
+      jw_log_job (G_LOG_LEVEL_WARNING, id,
+                  "worker event dropped: topic and job differ job=%s", id);
       return NULL;
     }
   if (type == NULL || !jw_event_type_valid (type)
       || g_str_equal (type, "queued") || g_str_equal (type, "retrying"))
     {
-      g_warning ("worker event dropped: bad type job=%s", id);
+      jw_log_job (G_LOG_LEVEL_WARNING, id,
+                  "worker event dropped: bad type job=%s", id);
       return NULL;
     }
   if (!jw_json_get_int (report, "attempt", &attempt))
     {
-      g_warning ("worker event dropped: no attempt job=%s", id);
+      jw_log_job (G_LOG_LEVEL_WARNING, id,
+                  "worker event dropped: no attempt job=%s", id);
       return NULL;
     }
 
+  /* Stale: the job ended, or the broker gave up on this attempt (its
+   * worker was lost, it timed out, it was handed back). Counted, never
+   * recorded: it changes nothing and gets no seq. */
   aj = broker_lookup_active (self, id);
-  if (aj == NULL)
+  if (aj == NULL || aj->worker == NULL || attempt != aj->job->attempt)
     {
-      g_debug ("worker event dropped: job not active job=%s type=%s", id, type);
-      return NULL;
-    }
-  if (aj->worker == NULL || attempt != aj->job->attempt)
-    {
-      jw_log_job (G_LOG_LEVEL_DEBUG, id,
-                  "worker event dropped: stale "
-                  "attempt job=%s type=%s attempt=%" G_GINT64_FORMAT,
-                  id, type, attempt);
+      self->stale_events++;
+      jw_log_job (G_LOG_LEVEL_INFO, id,
+                  "stale worker event dropped job=%s type=%s "
+                  "attempt=%" G_GINT64_FORMAT " current=%" G_GINT64_FORMAT
+                  " stale-events=%" G_GUINT64_FORMAT,
+                  id, type, attempt, aj ? aj->job->attempt : -1,
+                  self->stale_events);
       return NULL;
     }
   if (g_str_equal (type, "started") && aj->job->state == JW_STATE_RUNNING)
     {
-      g_debug ("worker event dropped: already started job=%s", id);
+      jw_log_job (G_LOG_LEVEL_DEBUG, id,
+                  "worker event dropped: already started job=%s", id);
       return NULL;
     }
   return aj;
@@ -218,12 +257,14 @@ broker_on_worker_event (void *sock, gpointer user_data)
   node = broker_parse_frame (msg, 1, &error);
   if (node == NULL)
     {
-      g_warning ("worker event dropped job=%s error=%s", id, error->message);
+      jw_log_job (G_LOG_LEVEL_WARNING, id,
+                  "worker event dropped job=%s error=%s", id, error->message);
       return G_SOURCE_CONTINUE;
     }
   report = jw_json_node_object (node);
   type = jw_json_get_string (report, "type");
-  g_debug ("worker event job=%s type=%s", id, type ? type : "?");
+  jw_log_job (G_LOG_LEVEL_DEBUG, id, "worker event job=%s type=%s", id,
+              type ? type : "?");
 
   aj = check_report (self, id, type, report);
   if (aj == NULL)
@@ -232,8 +273,9 @@ broker_on_worker_event (void *sock, gpointer user_data)
   next = jw_job_copy (aj->job);
   if (!apply_report (self, next, type, report, &error))
     {
-      g_warning ("recording worker event failed job=%s type=%s error=%s", id,
-                 type, error->message);
+      jw_log_job (G_LOG_LEVEL_WARNING, id,
+                  "recording worker event failed job=%s type=%s error=%s", id,
+                  type, error->message);
       jw_job_free (next);
       return G_SOURCE_CONTINUE;
     }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "handler-command.h"
 #include "handler.h"
 #include "jw-id.h"
 #include "jw-json.h"
@@ -15,16 +16,12 @@
 #include "jw-msg.h"
 #include "jw-zmq.h"
 #include "jw-zsource.h"
+#include "types.h"
 
 #define HELLO_RETRY_MS 2000
 #define HELLO_RESEND_MS 200
 #define SEND_HWM 100
 #define JOB_MAX_DEPTH 64
-
-static const JwHandlerType *const handler_types[] = {
-  &jw_handler_sleep,
-  &jw_handler_checksum,
-};
 
 typedef struct
 {
@@ -38,6 +35,7 @@ struct _JwWorker
 {
   char *name;
   char *checksum_root; /* realpath of [worker] checksum-root, or NULL */
+  JwTypeTable *types;  /* the types this worker serves */
   zsock_t *dealer;
   zsock_t *pub;
   guint dealer_watch;
@@ -50,6 +48,15 @@ struct _JwWorker
   guint heartbeat_timer;
 
   Job *job; /* the one running job, or NULL */
+
+  /* Graceful stop (jw_worker_drain): no new jobs; the running one may
+   * finish within grace_s, else it is handed back by jw_worker_free. */
+  guint grace_s;
+  gboolean draining;
+  guint grace_timer;
+  GSourceFunc drained;
+  gpointer drained_data;
+  Job refused; /* a job that came while stopping (id "" when none) */
 };
 
 static void start_heartbeat (JwWorker *self, guint interval_ms);
@@ -80,7 +87,22 @@ send_ready (JwWorker *self)
 {
   g_autoptr (JsonObject) obj = json_object_new ();
 
+  /* A worker that is stopping takes no new job. */
+  if (self->draining)
+    return;
   self->ready_owed = !send_json (self, "ready", obj);
+}
+
+/* The worker has nothing left to finish: let the caller of jw_worker_drain
+ * stop it, once. */
+static void
+drained (JwWorker *self)
+{
+  GSourceFunc func = g_steal_pointer (&self->drained);
+
+  g_clear_handle_id (&self->grace_timer, g_source_remove);
+  if (func != NULL)
+    g_idle_add (func, self->drained_data);
 }
 
 static gboolean hello_unanswered (gpointer data);
@@ -90,11 +112,8 @@ static void
 send_hello (JwWorker *self)
 {
   g_autoptr (JsonObject) obj = json_object_new ();
-  JsonArray *types = json_array_new ();
-  guint i;
+  JsonArray *types = jw_type_table_announce (self->types);
 
-  for (i = 0; i < G_N_ELEMENTS (handler_types); i++)
-    json_array_add_string_element (types, handler_types[i]->type);
   json_object_set_string_member (obj, "worker", self->name);
   json_object_set_array_member (obj, "types", types);
   json_object_set_int_member (obj, "pid", getpid ());
@@ -174,7 +193,10 @@ finish_job (JwWorker *self)
   if (job->run != NULL)
     job->type->free (job->run);
   g_free (job);
-  send_ready (self);
+  if (self->draining)
+    drained (self);
+  else
+    send_ready (self);
 }
 
 /* Whole numbers as JSON integers (4, not 4.0). */
@@ -234,6 +256,31 @@ emit_failed (gpointer ctx, const GError *error)
   fail_job (ctx, jw_handler_error_code (error), error->message);
 }
 
+/* A failure whose error object carries more than code and message. */
+static void
+emit_failed_with (gpointer ctx, const char *code, const char *message,
+                  JsonObject *extra)
+{
+  JwWorker *self = ctx;
+  g_autoptr (JsonObject) obj = error_member (code, message);
+  JsonObject *err = jw_json_get_object (obj, "error");
+  JsonObjectIter iter;
+  const char *name;
+  JsonNode *member;
+
+  if (extra != NULL)
+    {
+      json_object_iter_init (&iter, extra);
+      while (json_object_iter_next (&iter, &name, &member))
+        if (!json_object_has_member (err, name))
+          json_object_set_member (err, name, json_node_copy (member));
+    }
+  publish (self, self->job, "failed", obj);
+  jw_log_job (G_LOG_LEVEL_INFO, self->job->id, "job failed id=%s code=%s",
+              self->job->id, code);
+  finish_job (self);
+}
+
 /* ---- broker messages ------------------------------------------------- */
 
 static void
@@ -250,14 +297,14 @@ handle_welcome (JwWorker *self, JsonObject *obj)
 
   if (!self->awaiting_welcome)
     {
-      /* A welcome we did not ask for: the broker does not know us, most
-       * likely because it restarted. */
-      if (g_strcmp0 (epoch, self->epoch) != 0)
-        {
-          if (self->epoch != NULL)
-            g_message ("broker restarted epoch=%s, saying hello", epoch);
-          say_hello (self);
-        }
+      /* A welcome we did not ask for: the broker does not know us, because
+       * it restarted (a new epoch) or because it forgot us (it thought us
+       * lost). Either way, say hello again. */
+      if (g_strcmp0 (epoch, self->epoch) != 0 && self->epoch != NULL)
+        g_message ("broker restarted epoch=%s, saying hello", epoch);
+      else
+        g_message ("the broker forgot this worker, saying hello again");
+      say_hello (self);
       return;
     }
 
@@ -284,11 +331,18 @@ handle_job (JwWorker *self, JsonObject *obj)
   const char *id = jw_json_get_string (obj, "id");
   const char *type = jw_json_get_string (obj, "type");
   g_autoptr (GError) error = NULL;
-  JwEmitter emitter = { emit_progress, emit_succeeded, emit_failed, self };
+  JwEmitter emitter = {
+    .progress = emit_progress,
+    .succeeded = emit_succeeded,
+    .failed = emit_failed,
+    .failed_with = emit_failed_with,
+    .ctx = self,
+  };
+  JwJobInfo info;
+  gpointer type_data = NULL;
   JsonObject *params;
   g_autoptr (JsonObject) empty = NULL;
   gint64 attempt = 0;
-  guint i;
 
   if (id == NULL || !jw_id_valid (id, -1) || type == NULL)
     {
@@ -299,6 +353,14 @@ handle_job (JwWorker *self, JsonObject *obj)
     {
       jw_log_job (G_LOG_LEVEL_WARNING, id,
                   "job dropped id=%s: busy with job=%s", id, self->job->id);
+      return;
+    }
+  if (self->draining)
+    {
+      /* It crossed our last ready; the bye that follows gives it back. */
+      jw_log_job (G_LOG_LEVEL_INFO, id, "job not started id=%s: stopping", id);
+      g_strlcpy (self->refused.id, id, sizeof self->refused.id);
+      jw_json_get_int (obj, "attempt", &self->refused.attempt);
       return;
     }
   jw_json_get_int (obj, "attempt", &attempt);
@@ -314,19 +376,18 @@ handle_job (JwWorker *self, JsonObject *obj)
               attempt);
   publish (self, self->job, "started", NULL);
 
-  for (i = 0; i < G_N_ELEMENTS (handler_types); i++)
-    if (g_str_equal (handler_types[i]->type, type))
-      self->job->type = handler_types[i];
-  if (self->job->type == NULL)
+  if (!jw_type_table_lookup (self->types, type, &self->job->type, &type_data))
     {
       fail_job (self, "unknown_type", "this worker does not run this type");
       return;
     }
 
-  self->job->run = self->job->type->start (
-      params, &emitter,
-      self->job->type == &jw_handler_checksum ? self->checksum_root : NULL,
-      &error);
+  info.id = self->job->id;
+  info.type = type;
+  info.attempt = attempt;
+  info.params = params;
+  self->job->run =
+      self->job->type->start (&info, &emitter, type_data, &error);
   if (self->job->run == NULL)
     fail_job (self, jw_handler_error_code (error), error->message);
 }
@@ -348,10 +409,17 @@ handle_cancel (JwWorker *self, JsonObject *obj)
     }
 
   self->job->type->cancel (g_steal_pointer (&self->job->run));
-  event = error_member ("cancelled", "cancelled on request");
-  publish (self, self->job, "cancelled", event);
-  jw_log_job (G_LOG_LEVEL_INFO, self->job->id, "job cancelled id=%s",
-              self->job->id);
+  /* On a timeout the broker has already ended the job: stop quietly. */
+  if (g_strcmp0 (jw_json_get_string (obj, "reason"), "timeout") == 0)
+    jw_log_job (G_LOG_LEVEL_INFO, self->job->id,
+                "job stopped id=%s: over its time limit", self->job->id);
+  else
+    {
+      event = error_member ("cancelled", "cancelled on request");
+      publish (self, self->job, "cancelled", event);
+      jw_log_job (G_LOG_LEVEL_INFO, self->job->id, "job cancelled id=%s",
+                  self->job->id);
+    }
   finish_job (self);
 }
 
@@ -470,6 +538,12 @@ jw_worker_new (JwConfig *cfg, const char *name, GError **error)
   self->name = g_strdup (name);
   self->checksum_root = resolve_root (
       jw_config_get_string (cfg, "worker", "checksum-root", "files"));
+  self->types = jw_type_table_new (cfg, self->checksum_root, error);
+  if (self->types == NULL)
+    {
+      g_prefix_error (error, "job types: ");
+      return NULL;
+    }
 
   /* ZMQ_IMMEDIATE: while no broker is connected, messages fail at once
    * instead of piling up for a broker that may come back much later;
@@ -485,9 +559,62 @@ jw_worker_new (JwConfig *cfg, const char *name, GError **error)
   start_heartbeat (
       self, CLAMP (jw_config_get_int (cfg, "worker", "heartbeat-ms", 1000), 50,
                    600000));
+  self->grace_s =
+      CLAMP (jw_config_get_int (cfg, "worker", "grace-s", 10), 0, 86400);
   say_hello (self);
   g_info ("worker started name=%s", self->name);
   return g_steal_pointer (&self);
+}
+
+static gboolean
+grace_over (gpointer data)
+{
+  JwWorker *self = data;
+
+  self->grace_timer = 0;
+  if (self->job != NULL)
+    jw_log_job (G_LOG_LEVEL_MESSAGE, self->job->id,
+                "grace of %u s over, handing back job=%s", self->grace_s,
+                self->job->id);
+  drained (self);
+  return G_SOURCE_REMOVE;
+}
+
+void
+jw_worker_drain (JwWorker *self, GSourceFunc done, gpointer data)
+{
+  g_return_if_fail (!self->draining);
+
+  self->draining = TRUE;
+  self->drained = done;
+  self->drained_data = data;
+  if (self->job == NULL)
+    {
+      drained (self);
+      return;
+    }
+  jw_log_job (G_LOG_LEVEL_MESSAGE, self->job->id,
+              "stopping: finishing job=%s within %u s", self->job->id,
+              self->grace_s);
+  self->grace_timer = g_timeout_add_seconds (self->grace_s, grace_over, self);
+}
+
+gboolean
+jw_worker_draining (JwWorker *self)
+{
+  return self->draining;
+}
+
+gboolean
+jw_worker_connected (JwWorker *self)
+{
+  return self->epoch != NULL;
+}
+
+const char *
+jw_worker_job_id (JwWorker *self)
+{
+  return self->job != NULL ? self->job->id : NULL;
 }
 
 void
@@ -498,17 +625,34 @@ jw_worker_free (JwWorker *self)
   if (self == NULL)
     return;
 
+  bye = json_object_new ();
   if (self->job != NULL)
     {
-      jw_log_job (G_LOG_LEVEL_INFO, self->job->id,
-                  "stopping with a job running id=%s", self->job->id);
+      JsonObject *handback = json_object_new ();
+
+      /* The broker requeues it without counting a failed attempt. */
+      jw_log_job (G_LOG_LEVEL_MESSAGE, self->job->id,
+                  "stopping with a job running, handing it back id=%s "
+                  "attempt=%" G_GINT64_FORMAT,
+                  self->job->id, self->job->attempt);
       if (self->job->run != NULL)
         self->job->type->cancel (self->job->run);
+      json_object_set_string_member (handback, "job", self->job->id);
+      json_object_set_int_member (handback, "attempt", self->job->attempt);
+      json_object_set_object_member (bye, "handback", handback);
       g_clear_pointer (&self->job, g_free);
     }
+  else if (self->refused.id[0] != '\0')
+    {
+      JsonObject *handback = json_object_new ();
+
+      json_object_set_string_member (handback, "job", self->refused.id);
+      json_object_set_int_member (handback, "attempt", self->refused.attempt);
+      json_object_set_object_member (bye, "handback", handback);
+    }
+  g_clear_handle_id (&self->grace_timer, g_source_remove);
   if (self->dealer != NULL && self->dealer_watch != 0)
     {
-      bye = json_object_new ();
       send_json (self, "bye", bye);
       /* Give bye a moment to leave before the socket goes. */
       zsock_set_linger (self->dealer, 200);
@@ -522,6 +666,9 @@ jw_worker_free (JwWorker *self)
     g_source_remove (self->dealer_watch);
   zsock_destroy (&self->dealer);
   zsock_destroy (&self->pub);
+  /* A cancelled command may still be within its grace time. */
+  jw_command_kill_all ();
+  g_clear_pointer (&self->types, jw_type_table_free);
   g_free (self->epoch);
   g_free (self->name);
   free (self->checksum_root);

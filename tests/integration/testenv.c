@@ -17,6 +17,7 @@
 
 #include "jw-id.h"
 #include "jw-json.h"
+#include "jw-zmq.h"
 
 #define POLL_MS 20
 #define LOG_TAIL_BYTES 65536
@@ -220,6 +221,8 @@ daemon_free (JwDaemon *d)
   g_free (d->name);
   g_free (d->log_path);
   g_strfreev (d->argv);
+  g_strfreev (d->env);
+  g_clear_object (&d->listen_socket);
   g_free (d);
 }
 
@@ -249,12 +252,73 @@ jw_daemon_start (JwTestEnv *env, JwDaemon *d)
   /* A critical is a programmer error: let it crash the daemon and the
    * test rather than go unnoticed. */
   g_subprocess_launcher_setenv (launcher, "G_DEBUG", "fatal-criticals", TRUE);
+  for (guint i = 0; d->env != NULL && d->env[i] != NULL; i++)
+    {
+      g_auto (GStrv) kv = g_strsplit (d->env[i], "=", 2);
+
+      g_subprocess_launcher_setenv (launcher, kv[0], kv[1], TRUE);
+    }
   g_subprocess_launcher_set_child_setup (launcher, child_setup, NULL, NULL);
-  d->proc = g_subprocess_launcher_spawnv (launcher,
-                                          (const char *const *)d->argv, &error);
+  if (d->listen_socket != NULL)
+    {
+      /* LISTEN_PID must be the daemon's own pid: a shell learns it and
+       * execs the daemon in its place. */
+      g_autoptr (GStrvBuilder) b = g_strv_builder_new ();
+      g_auto (GStrv) argv = NULL;
+
+      g_strv_builder_add_many (b, "/bin/sh", "-c",
+                               "LISTEN_PID=$$; export LISTEN_PID; "
+                               "exec \"$@\"",
+                               "sh", NULL);
+      g_strv_builder_addv (b, (const char **)d->argv);
+      argv = g_strv_builder_end (b);
+      g_subprocess_launcher_setenv (launcher, "LISTEN_FDS", "1", TRUE);
+      g_subprocess_launcher_take_fd (
+          launcher, dup (g_socket_get_fd (d->listen_socket)), 3);
+      d->proc = g_subprocess_launcher_spawnv (
+          launcher, (const char *const *)argv, &error);
+    }
+  else
+    d->proc = g_subprocess_launcher_spawnv (
+        launcher, (const char *const *)d->argv, &error);
   g_assert_no_error (error);
   g_test_message ("started %s pid=%s", d->name,
                   g_subprocess_get_identifier (d->proc));
+}
+
+void
+jw_daemon_setenv (JwDaemon *d, const char *name, const char *value)
+{
+  g_autoptr (GStrvBuilder) b = g_strv_builder_new ();
+  g_autofree char *kv = g_strdup_printf ("%s=%s", name, value);
+
+  if (d->env != NULL)
+    g_strv_builder_addv (b, (const char **)d->env);
+  g_strv_builder_add (b, kv);
+  g_strfreev (d->env);
+  d->env = g_strv_builder_end (b);
+}
+
+void
+jw_daemon_pass_listen_socket (JwTestEnv *env, JwDaemon *d)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GInetAddress) lo =
+      g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr (GSocketAddress) addr = NULL;
+  g_autoptr (GSocket) sock = NULL;
+  guint16 port = d == env->api ? env->api_port : env->pusher_port;
+
+  g_assert_true (d == env->api || d == env->pusher);
+  addr = g_inet_socket_address_new (lo, port);
+  sock = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+                       G_SOCKET_PROTOCOL_TCP, &error);
+  g_assert_no_error (error);
+  g_socket_bind (sock, addr, TRUE, &error);
+  g_assert_no_error (error);
+  g_socket_listen (sock, &error);
+  g_assert_no_error (error);
+  g_set_object (&d->listen_socket, sock);
 }
 
 int
@@ -317,6 +381,14 @@ reap_stopped (JwDaemon *d, guint timeout_ms)
     }
   g_clear_object (&d->proc);
   return status;
+}
+
+int
+jw_daemon_wait (JwDaemon *d, guint timeout_ms)
+{
+  if (d->proc == NULL)
+    return -1;
+  return reap_stopped (d, timeout_ms);
 }
 
 int
@@ -404,12 +476,42 @@ make_argv (const char *exe, ...)
 JwTestEnv *
 jw_test_env_start (guint n_workers)
 {
+  JwTestEnv *env = jw_test_env_new (n_workers);
+
+  jw_daemon_start (env, env->broker);
+  jw_daemon_start (env, env->api);
+  jw_daemon_start (env, env->pusher);
+  for (guint i = 0; i < n_workers; i++)
+    jw_daemon_start (env, g_ptr_array_index (env->workers, i));
+
+  if (!jw_test_env_wait_ready (env, n_workers, 10000))
+    {
+      g_autoptr (JwReply) api = jw_api_get (env, "/healthz");
+      g_autoptr (JwReply) pusher = jw_pusher_get (env, "/healthz");
+
+      if (!all_alive (env))
+        env_foreach_daemon (env, report_if_dead);
+      g_test_message ("api /healthz: %u %.*s; pusher /healthz: %u", api->status,
+                      (int)MIN (g_bytes_get_size (api->body), 300),
+                      (const char *)g_bytes_get_data (api->body, NULL),
+                      pusher->status);
+      g_error ("the pipeline did not become ready within 10 s "
+               "(api /healthz 200 with workers=%u, pusher /healthz 200)",
+               n_workers);
+    }
+  return env;
+}
+
+JwTestEnv *
+jw_test_env_new (guint n_workers)
+{
   static gboolean handler_installed;
   g_autoptr (GError) error = NULL;
   g_autofree char *api_listen = NULL;
   g_autofree char *pusher_listen = NULL;
   g_autofree char *pusher_set = NULL;
   g_autofree char *root_set = NULL;
+  g_autofree char *ledger_set = NULL;
   JwTestEnv *env = g_new0 (JwTestEnv, 1);
 
   if (!handler_installed)
@@ -441,9 +543,13 @@ jw_test_env_start (guint n_workers)
   pusher_set = g_strdup_printf ("api.pusher-url=%s", env->pusher_url);
   root_set = g_strdup_printf ("worker.checksum-root=%s", env->checksum_root);
 
-  env->broker = daemon_new (
-      env, "broker",
-      make_argv (daemon_path ("JW_BROKER"), "--runtime-dir", env->dir, NULL));
+  /* Each test has its own ledger, in its runtime directory. */
+  env->ledger_path = g_build_filename (env->dir, "ledger.sqlite", NULL);
+  ledger_set = g_strdup_printf ("broker.ledger=%s", env->ledger_path);
+  env->broker =
+      daemon_new (env, "broker",
+                  make_argv (daemon_path ("JW_BROKER"), "--runtime-dir",
+                             env->dir, "--set", ledger_set, NULL));
   env->api = daemon_new (env, "api",
                          make_argv (daemon_path ("JW_API"), "--runtime-dir",
                                     env->dir, "--listen", api_listen, "--set",
@@ -466,27 +572,6 @@ jw_test_env_start (guint n_workers)
     }
 
   current_env = env;
-  jw_daemon_start (env, env->broker);
-  jw_daemon_start (env, env->api);
-  jw_daemon_start (env, env->pusher);
-  for (guint i = 0; i < n_workers; i++)
-    jw_daemon_start (env, g_ptr_array_index (env->workers, i));
-
-  if (!jw_test_env_wait_ready (env, n_workers, 10000))
-    {
-      g_autoptr (JwReply) api = jw_api_get (env, "/healthz");
-      g_autoptr (JwReply) pusher = jw_pusher_get (env, "/healthz");
-
-      if (!all_alive (env))
-        env_foreach_daemon (env, report_if_dead);
-      g_test_message ("api /healthz: %u %.*s; pusher /healthz: %u", api->status,
-                      (int)MIN (g_bytes_get_size (api->body), 300),
-                      (const char *)g_bytes_get_data (api->body, NULL),
-                      pusher->status);
-      g_error ("the pipeline did not become ready within 10 s "
-               "(api /healthz 200 with workers=%u, pusher /healthz 200)",
-               n_workers);
-    }
   return env;
 }
 
@@ -556,12 +641,14 @@ jw_test_env_free (JwTestEnv *env)
   g_clear_pointer (&env->api, daemon_free);
   g_clear_pointer (&env->pusher, daemon_free);
   g_ptr_array_unref (env->workers);
+  g_strfreev (env->sets);
   soup_session_abort (env->session);
   g_object_unref (env->session);
   if (g_getenv ("JW_KEEP_DIR") == NULL)
     remove_tree (env->dir);
   g_free (env->dir);
   g_free (env->checksum_root);
+  g_free (env->ledger_path);
   g_free (env->api_url);
   g_free (env->pusher_url);
   g_free (env);
@@ -1189,4 +1276,161 @@ jw_ws_free (JwWs *ws)
   g_ptr_array_unref (ws->frames);
   g_free (ws->error);
   g_free (ws);
+}
+
+/* Settings and extra workers */
+
+static void
+daemon_add_args (JwDaemon *d, const char *a, const char *b)
+{
+  g_autoptr (GStrvBuilder) builder = g_strv_builder_new ();
+
+  g_strv_builder_addv (builder, (const char **)d->argv);
+  g_strv_builder_add (builder, a);
+  g_strv_builder_add (builder, b);
+  g_strfreev (d->argv);
+  d->argv = g_strv_builder_end (builder);
+}
+
+static const char *set_setting;
+
+static void
+daemon_add_set (JwDaemon *d)
+{
+  daemon_add_args (d, "--set", set_setting);
+}
+
+void
+jw_test_env_set (JwTestEnv *env, const char *setting)
+{
+  g_autoptr (GStrvBuilder) b = g_strv_builder_new ();
+
+  g_assert_nonnull (strchr (setting, '='));
+  set_setting = setting;
+  env_foreach_daemon (env, daemon_add_set);
+  set_setting = NULL;
+  if (env->sets != NULL)
+    g_strv_builder_addv (b, (const char **)env->sets);
+  g_strv_builder_add (b, setting);
+  g_strfreev (env->sets);
+  env->sets = g_strv_builder_end (b);
+}
+
+JwDaemon *
+jw_test_env_add_worker (JwTestEnv *env)
+{
+  g_autofree char *name = g_strdup_printf ("w%u", env->workers->len + 1);
+  g_autofree char *root_set =
+      g_strdup_printf ("worker.checksum-root=%s", env->checksum_root);
+  JwDaemon *d;
+
+  d = daemon_new (env, name,
+                  make_argv (daemon_path ("JW_WORKER"), "--runtime-dir",
+                             env->dir, "--name", name, "--set", root_set,
+                             NULL));
+  for (guint i = 0; env->sets != NULL && env->sets[i] != NULL; i++)
+    daemon_add_args (d, "--set", env->sets[i]);
+  g_ptr_array_add (env->workers, d);
+  jw_daemon_start (env, d);
+  return d;
+}
+
+/* TRUE when the log at path has a line with both needles. */
+static gboolean
+log_has_line (const char *path, const char *a, const char *b)
+{
+  g_autofree char *text = NULL;
+  g_auto (GStrv) lines = NULL;
+
+  if (!g_file_get_contents (path, &text, NULL, NULL))
+    return FALSE;
+  lines = g_strsplit (text, "\n", -1);
+  for (guint i = 0; lines[i] != NULL; i++)
+    if (strstr (lines[i], a) != NULL && strstr (lines[i], b) != NULL)
+      return TRUE;
+  return FALSE;
+}
+
+JwDaemon *
+jw_test_env_find_worker (JwTestEnv *env, const char *job, gint64 attempt,
+                         guint timeout_ms)
+{
+  g_autofree char *a = g_strdup_printf ("job started id=%s ", job);
+  g_autofree char *b = g_strdup_printf ("attempt=%" G_GINT64_FORMAT, attempt);
+  gint64 deadline = jw_deadline (timeout_ms);
+
+  do
+    {
+      for (guint i = 0; i < env->workers->len; i++)
+        {
+          JwDaemon *d = g_ptr_array_index (env->workers, i);
+
+          if (log_has_line (d->log_path, a, b))
+            return d;
+        }
+      g_usleep (POLL_MS * G_TIME_SPAN_MILLISECOND);
+    }
+  while (g_get_monotonic_time () < deadline);
+  return NULL;
+}
+
+JsonNode *
+jw_broker_ping (JwTestEnv *env, guint timeout_ms)
+{
+  g_autofree char *endpoint = g_strdup_printf ("ipc://%s/queries", env->dir);
+  JsonNode *answer = NULL;
+  zsock_t *dealer;
+  zmsg_t *reply;
+
+  jw_zmq_init ();
+  dealer = jw_zmq_socket (ZMQ_DEALER, 0);
+  zsock_set_linger (dealer, 0);
+  zsock_set_rcvtimeo (dealer, (int)timeout_ms);
+  g_assert_cmpint (zsock_connect (dealer, "%s", endpoint), ==, 0);
+  zstr_sendm (dealer, "ping");
+  zstr_send (dealer, "{\"rid\":\"test-ping\"}");
+  reply = zmsg_recv (dealer);
+  if (reply != NULL)
+    {
+      g_autofree char *verb = zmsg_popstr (reply);
+      g_autofree char *json = zmsg_popstr (reply);
+
+      if (g_strcmp0 (verb, "reply") == 0 && json != NULL)
+        answer = jw_json_parse (json, strlen (json), MAX_JSON_DEPTH, NULL);
+      zmsg_destroy (&reply);
+    }
+  zsock_destroy (&dealer);
+  return answer;
+}
+
+static const char *config_arg;
+
+static void
+daemon_add_config (JwDaemon *d)
+{
+  daemon_add_args (d, "--config", config_arg);
+}
+
+char *
+jw_test_env_use_config (JwTestEnv *env, const char *text)
+{
+  g_autoptr (GError) error = NULL;
+  char *path = g_build_filename (env->dir, "jobwire.conf", NULL);
+
+  g_file_set_contents (path, text, -1, &error);
+  g_assert_no_error (error);
+  config_arg = path;
+  env_foreach_daemon (env, daemon_add_config);
+  config_arg = NULL;
+  return path;
+}
+
+JwDaemon *
+jw_test_env_add_process (JwTestEnv *env, const char *name, GStrv argv)
+{
+  JwDaemon *d = daemon_new (env, name, argv);
+
+  g_ptr_array_add (env->workers, d);
+  jw_daemon_start (env, d);
+  return d;
 }

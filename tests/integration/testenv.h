@@ -15,12 +15,20 @@ typedef struct
   char *log_path; /* stderr and stdout, appended across restarts */
   GStrv argv;
   GSubprocess *proc; /* NULL while stopped */
+  GStrv env;         /* extra "NAME=VALUE" for its next starts, or NULL */
+  /* Passed as fd 3 with LISTEN_FDS=1 and LISTEN_PID, as systemd's socket
+   * activation does, or NULL. */
+  GSocket *listen_socket;
 } JwDaemon;
 
 typedef struct
 {
   char *dir;           /* runtime dir, also holds the logs */
   char *checksum_root; /* DIR/files, the workers' checksum root */
+  /* DIR/ledger.sqlite, the broker's ledger; jw_test_env_set (env,
+   * "broker.ledger=memory") before the broker starts chooses the memory
+   * store, another path another file. */
+  char *ledger_path;
   guint16 api_port;
   guint16 pusher_port;
   char *api_url; /* http://127.0.0.1:PORT */
@@ -30,6 +38,7 @@ typedef struct
   JwDaemon *api;
   JwDaemon *pusher;
   GPtrArray *workers; /* of JwDaemon */
+  GStrv sets;         /* jw_test_env_set settings, for workers added later */
 } JwTestEnv;
 
 /* Starts a broker, an api, a pusher and n_workers workers (w1, w2 …), and
@@ -38,6 +47,9 @@ typedef struct
  * tail of every daemon log is printed; JW_KEEP_DIR=1 in the environment
  * keeps the runtime directory and the full logs. */
 JwTestEnv *jw_test_env_start (guint n_workers);
+/* The same environment with no daemon started yet: start them with
+ * jw_daemon_start, in any order. */
+JwTestEnv *jw_test_env_new (guint n_workers);
 /* SIGTERM to every daemon, each must exit 0 (SIGKILL after a deadline);
  * prints the daemon logs when the test failed; removes the directory. */
 void jw_test_env_free (JwTestEnv *env);
@@ -49,13 +61,47 @@ gboolean jw_test_env_wait_ready (JwTestEnv *env, guint n_workers,
                                  guint timeout_ms);
 
 void jw_daemon_start (JwTestEnv *env, JwDaemon *daemon);
+/* Adds NAME=VALUE to the daemon's environment for its next starts. */
+void jw_daemon_setenv (JwDaemon *daemon, const char *name, const char *value);
+/* Makes the test listen on the daemon's HTTP port (the api's or the
+ * pusher's) and pass that socket to the daemon at its next starts, as
+ * systemd's socket activation does. The daemon cannot bind the port
+ * itself while the test holds it. */
+void jw_daemon_pass_listen_socket (JwTestEnv *env, JwDaemon *daemon);
 /* SIGKILL, then reap. */
 void jw_daemon_kill (JwDaemon *daemon);
 /* SIGTERM, then reap; returns the exit status (-1 when it had to be
  * killed, or died of a signal). */
 int jw_daemon_stop (JwDaemon *daemon, guint timeout_ms);
+/* Waits for a daemon that was sent a signal to exit; reaps it and returns
+ * its exit status (-1 when it died of a signal, or had to be killed after
+ * timeout_ms). */
+int jw_daemon_wait (JwDaemon *daemon, guint timeout_ms);
 /* The pid, 0 while stopped. */
 int jw_daemon_pid (JwDaemon *daemon);
+
+/* Adds --set SETTING ("SECTION.KEY=VALUE") to the command line of every
+ * daemon of env, from their next start on; workers added later get it
+ * too. Each daemon reads only its own sections. */
+void jw_test_env_set (JwTestEnv *env, const char *setting);
+/* Adds one more worker (named w1, w2 … after the others) and starts it. */
+JwDaemon *jw_test_env_add_worker (JwTestEnv *env);
+/* The worker whose log says it started attempt of job, waiting up to
+ * timeout_ms for that line; NULL when none did. */
+JwDaemon *jw_test_env_find_worker (JwTestEnv *env, const char *job,
+                                   gint64 attempt, guint timeout_ms);
+/* The broker's answer to a ping on its queries endpoint ({"ok", "epoch",
+ * "workers", "queued", "running", "stale_events"}), or NULL after
+ * timeout_ms. */
+JsonNode *jw_broker_ping (JwTestEnv *env, guint timeout_ms);
+/* Writes text as the key file DIR/jobwire.conf and adds --config FILE to
+ * the command line of every daemon of env from their next start on
+ * (workers added later do not get it). Returns the path. */
+char *jw_test_env_use_config (JwTestEnv *env, const char *text);
+/* Starts another worker process that is not jobwire-worker (argv, taken),
+ * logged and stopped like the others: it counts among env->workers. */
+JwDaemon *jw_test_env_add_process (JwTestEnv *env, const char *name,
+                                   GStrv argv);
 
 /* An HTTP answer. json is the parsed body when it is strict JSON, else
  * NULL. */
