@@ -44,10 +44,14 @@ static char *
 default_runtime_dir (void)
 {
   const char *env = g_getenv ("JOBWIRE_RUNTIME_DIR");
+  const char *sd = g_getenv ("RUNTIME_DIRECTORY");
   const char *xdg = g_getenv ("XDG_RUNTIME_DIR");
 
   if (env != NULL && *env != '\0')
     return g_strdup (env);
+  /* Set by systemd for RuntimeDirectory= (the first, when several). */
+  if (sd != NULL && *sd != '\0')
+    return g_strndup (sd, strcspn (sd, ":"));
   if (xdg != NULL && *xdg != '\0')
     return g_build_filename (xdg, "jobwire", NULL);
   g_autofree char *name = g_strdup_printf ("jobwire-%u", (guint)getuid ());
@@ -213,4 +217,54 @@ jw_config_endpoint (JwConfig *self, const char *name, GError **error)
   if (value != NULL)
     return g_strdup (value);
   return g_strconcat ("ipc://", path, NULL);
+}
+
+GStrv
+jw_config_get_string_list (JwConfig *self, const char *section,
+                           const char *key)
+{
+  const char *value = jw_config_get_string (self, section, key, NULL);
+  g_autoptr (GKeyFile) one = NULL;
+  g_autofree char *text = NULL;
+
+  if (value == NULL)
+    return NULL;
+  /* Parse the raw value with GKeyFile's own list rules, whether it came
+   * from the file or from --set. */
+  one = g_key_file_new ();
+  text = g_strdup_printf ("[v]\nv=%s\n", value);
+  if (strchr (value, '\n') != NULL
+      || !g_key_file_load_from_data (one, text, -1, G_KEY_FILE_NONE, NULL))
+    return NULL;
+  return g_key_file_get_string_list (one, "v", "v", NULL, NULL);
+}
+
+GStrv
+jw_config_sections (JwConfig *self, const char *prefix)
+{
+  g_auto (GStrv) groups = g_key_file_get_groups (self->file, NULL);
+  g_autoptr (GPtrArray) found = g_ptr_array_new_with_free_func (g_free);
+  GHashTableIter iter;
+  const char *name;
+
+  for (guint i = 0; groups[i] != NULL; i++)
+    if (g_str_has_prefix (groups[i], prefix))
+      g_ptr_array_add (found, g_strdup (groups[i]));
+  /* --set SECTION.KEY=VALUE: keys have no dot, so the section is all
+   * before the last one. */
+  g_hash_table_iter_init (&iter, self->overrides);
+  while (g_hash_table_iter_next (&iter, (gpointer *)&name, NULL))
+    {
+      const char *dot = strrchr (name, '.');
+      g_autofree char *section = NULL;
+
+      if (dot == NULL || !g_str_has_prefix (name, prefix))
+        continue;
+      section = g_strndup (name, dot - name);
+      if (!g_ptr_array_find_with_equal_func (found, section, g_str_equal,
+                                             NULL))
+        g_ptr_array_add (found, g_steal_pointer (&section));
+    }
+  g_ptr_array_add (found, NULL);
+  return (GStrv)g_ptr_array_free (g_steal_pointer (&found), FALSE);
 }

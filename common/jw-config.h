@@ -36,6 +36,13 @@ const char *jw_config_runtime_dir (JwConfig *self);
  * "events", "queries"): [endpoints] name, else ipc://RUNTIME/name. Fails
  * when an ipc path is too long for a socket address. */
 char *jw_config_endpoint (JwConfig *self, const char *name, GError **error);
+/* A list value in GKeyFile syntax ("a;b;c", `\;` for a literal `;`), from
+ * the override or the key file; NULL when the key is absent. */
+GStrv jw_config_get_string_list (JwConfig *self, const char *section,
+                                 const char *key);
+/* The sections whose name starts with prefix: those of the key file in
+ * file order, then those that only --set overrides name. */
+GStrv jw_config_sections (JwConfig *self, const char *prefix);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (JwConfig, jw_config_free)
 

@@ -1,6 +1,8 @@
 /* jw-log: GLib structured logging for every process. Lines go to the
  * journal when stderr is connected to it, else to stderr as
- * "domain: message key=value". */
+ * "domain: message key=value"; JOBWIRE_LOG=json writes one JSON object of
+ * all fields per record to stderr, JOBWIRE_LOG=text forces plain lines.
+ * info and debug are dropped unless G_MESSAGES_DEBUG names the domain. */
 #pragma once
 
 #include <glib.h>

@@ -7,6 +7,15 @@
 
 static guint watchdog_id;
 
+static struct
+{
+  guint id;
+  JwSdStateFunc func;
+  gpointer data;
+  gboolean ready;
+  char *status; /* last sent */
+} tracker;
+
 static gboolean
 ping_watchdog (gpointer data)
 {
@@ -51,10 +60,48 @@ jw_sd_status (const char *fmt, ...)
   sd_notifyf (0, "STATUS=%s", status);
 }
 
+static gboolean
+track (gpointer unused)
+{
+  g_autoptr (GString) status = g_string_new (NULL);
+  gboolean ready = tracker.func (status, tracker.data);
+
+  if (ready && !tracker.ready)
+    {
+      tracker.ready = TRUE;
+      g_free (tracker.status);
+      tracker.status = g_strdup (status->str);
+      jw_sd_ready ("%s", status->str);
+    }
+  else if (g_strcmp0 (status->str, tracker.status) != 0)
+    {
+      g_free (tracker.status);
+      tracker.status = g_strdup (status->str);
+      jw_sd_status ("%s", status->str);
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+void
+jw_sd_track (guint interval_ms, JwSdStateFunc func, gpointer data)
+{
+  g_return_if_fail (tracker.id == 0);
+  tracker.func = func;
+  tracker.data = data;
+  tracker.id = g_timeout_add (interval_ms, track, NULL);
+  track (NULL);
+}
+
 void
 jw_sd_stopping (void)
 {
   sd_notify (0, "STOPPING=1");
+  if (tracker.id != 0)
+    {
+      g_source_remove (tracker.id);
+      tracker.id = 0;
+    }
+  g_clear_pointer (&tracker.status, g_free);
   if (watchdog_id != 0)
     {
       g_source_remove (watchdog_id);

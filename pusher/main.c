@@ -2,6 +2,8 @@
  * WebSocket and long-poll. Command line, signals and the main loop. */
 #include "pusher.h"
 
+#include "channel.h"
+#include "conn.h"
 #include "jw-config.h"
 #include "jw-listen.h"
 #include "jw-log.h"
@@ -10,6 +12,22 @@
 
 #include <glib-unix.h>
 #include <signal.h>
+
+/* How often readiness and the STATUS= summary for systemd are checked. */
+#define STATUS_INTERVAL_MS 100
+
+/* Ready once listening (before the loop runs) and the broker's heartbeats
+ * arrive on the events socket. */
+static gboolean
+pusher_state (GString *status, gpointer data)
+{
+  gboolean up = jw_pusher_broker_connected (data);
+
+  g_string_printf (status, "%s%u connections, %u channels",
+                   up ? "" : "broker not connected, ", jw_conns_count (),
+                   jw_channels_count ());
+  return up;
+}
 
 static gboolean
 on_signal (gpointer user_data)
@@ -81,7 +99,7 @@ main (int argc, char **argv)
 
   url = jw_pusher_url (pusher);
   g_message ("listening url=%s", url);
-  jw_sd_ready ("serving %s", url);
+  jw_sd_track (STATUS_INTERVAL_MS, pusher_state, pusher);
   g_main_loop_run (loop);
 
   g_clear_pointer (&pusher, jw_pusher_free);
