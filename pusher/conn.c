@@ -4,6 +4,7 @@
  * socket is watched for writing only while it has a backlog. */
 #include "conn.h"
 
+#include "jw-id.h"
 #include "sse.h"
 #include "ws.h"
 
@@ -31,10 +32,16 @@ typedef enum
   STATE_DEAD,    /* to be freed at the end of this loop turn */
 } ConnState;
 
+/* Chunks scanned back from the tail for a progress event to replace, so
+ * that the cost of one send stays bounded. */
+#define COALESCE_SCAN 64
+
 typedef struct
 {
   GBytes *bytes;
   gsize offset;
+  gboolean progress;       /* a progress event, which a newer one may replace */
+  char job[JW_ID_LEN + 1]; /* the job of an event, "" for anything else */
 } Chunk;
 
 struct _JwConn
@@ -51,6 +58,8 @@ struct _JwConn
   gint64 last_out;
   gint64 ping_sent; /* 0: no ping outstanding */
   gint64 state_since;
+  gint64 slow_since; /* seconds: since its backlog passed the soft limit */
+  guint coalesced;   /* progress events replaced by newer ones */
   JwWsReader reader;
   gpointer data;
 };
@@ -206,6 +215,8 @@ flush (JwConn *self)
         }
     }
 
+  if (self->out_bytes < conns.limits.max_backlog / 2)
+    self->slow_since = 0;
   if (self->out.length > 0)
     {
       watch (self, TRUE);
@@ -219,48 +230,121 @@ flush (JwConn *self)
     }
 }
 
-void
-jw_conn_send (JwConn *self, GBytes *bytes)
+/* Replaces the newest queued event of job with bytes when it is a progress
+ * event not yet started and nothing of that job follows it, so that the
+ * job's events keep their order. */
+static gboolean
+coalesce (JwConn *self, GBytes *bytes, const char *job)
+{
+  GList *l = self->out.tail;
+
+  for (guint n = 0; l != NULL && n < COALESCE_SCAN; l = l->prev, n++)
+    {
+      Chunk *c = l->data;
+
+      if (strcmp (c->job, job) != 0)
+        continue;
+      if (!c->progress || c->offset > 0)
+        return FALSE;
+      self->out_bytes -= g_bytes_get_size (c->bytes);
+      self->out_bytes += g_bytes_get_size (bytes);
+      g_bytes_unref (c->bytes);
+      c->bytes = g_bytes_ref (bytes);
+      self->coalesced++;
+      return TRUE;
+    }
+  return FALSE;
+}
+
+/* Drops what is queued and not yet started, says why, and closes: the
+ * client then holds a prefix of each stream with no gap other than
+ * coalesced progress, and resumes after the last seq it saw. */
+static void
+too_slow (JwConn *self)
+{
+  static const char comment[] = ": disconnected: too slow\n\n";
+
+  g_info ("slow client disconnected fd=%d queued=%" G_GSIZE_FORMAT
+          " coalesced=%u",
+          self->fd, self->out_bytes, self->coalesced);
+  /* Keep a partly written frame whole; SSE keeps its response head. */
+  while (self->out.length > 0)
+    {
+      Chunk *tail = g_queue_peek_tail (&self->out);
+
+      if (tail->offset > 0
+          || (self->kind == JW_CONN_SSE && tail->job[0] == '\0'))
+        break;
+      self->out_bytes -= g_bytes_get_size (tail->bytes);
+      g_bytes_unref (tail->bytes);
+      g_free (g_queue_pop_tail (&self->out));
+    }
+  if (self->kind == JW_CONN_SSE)
+    {
+      g_autoptr (GBytes) bytes =
+          g_bytes_new_static (comment, sizeof comment - 1);
+      Chunk *c = g_new0 (Chunk, 1);
+
+      c->bytes = g_steal_pointer (&bytes);
+      g_queue_push_tail (&self->out, c);
+      self->out_bytes += sizeof comment - 1;
+      jw_conn_end (self);
+      return;
+    }
+  jw_conn_ws_close (self, JW_WS_CLOSE_POLICY_VIOLATION, "too slow");
+}
+
+static void
+queue_chunk (JwConn *self, GBytes *bytes, const char *job, gboolean progress)
 {
   Chunk *c;
   gsize len = g_bytes_get_size (bytes);
+  gsize soft = conns.limits.max_backlog / 2;
 
   if (self->state != STATE_OPEN || len == 0)
     return;
 
+  /* Past the soft limit a slow client gets the newest progress of a job
+   * in place of older progress still waiting; transitions always queue. */
+  if (progress && job != NULL && self->out_bytes >= soft
+      && coalesce (self, bytes, job))
+    {
+      mark_dirty (self);
+      return;
+    }
   if (self->out_bytes + len > conns.limits.max_backlog)
     {
       g_debug ("backlog over limit fd=%d queued=%" G_GSIZE_FORMAT, self->fd,
                self->out_bytes);
-      /* What is queued still goes out, so that the client has a gap-free
-     * prefix to resume after; close_s bounds how long that may take. */
-      if (self->kind == JW_CONN_SSE)
-        {
-          jw_conn_end (self);
-          return;
-        }
-      /* Keep a partly written frame whole, drop the rest, say why. */
-      while (self->out.length > 0)
-        {
-          Chunk *tail = g_queue_peek_tail (&self->out);
-
-          if (self->out.length == 1 && tail->offset > 0)
-            break;
-          self->out_bytes -= g_bytes_get_size (tail->bytes) - tail->offset;
-          g_bytes_unref (tail->bytes);
-          g_free (g_queue_pop_tail (&self->out));
-        }
-      jw_conn_ws_close (self, JW_WS_CLOSE_POLICY_VIOLATION, "too slow");
+      too_slow (self);
       return;
     }
 
-  c = g_new (Chunk, 1);
+  c = g_new0 (Chunk, 1);
   c->bytes = g_bytes_ref (bytes);
   c->offset = 0;
+  c->progress = progress;
+  if (job != NULL)
+    g_strlcpy (c->job, job, sizeof c->job);
   g_queue_push_tail (&self->out, c);
   self->out_bytes += len;
+  if (self->out_bytes >= soft && self->slow_since == 0)
+    self->slow_since = now_s ();
   self->last_out = now_s ();
   mark_dirty (self);
+}
+
+void
+jw_conn_send (JwConn *self, GBytes *bytes)
+{
+  queue_chunk (self, bytes, NULL, FALSE);
+}
+
+void
+jw_conn_send_event (JwConn *self, GBytes *bytes, const char *job,
+                    gboolean progress)
+{
+  queue_chunk (self, bytes, job, progress);
 }
 
 void
@@ -555,6 +639,13 @@ jw_conns_tick (void)
             jw_conn_abort (c);
           break;
         case STATE_OPEN:
+          /* Coalescing did not let it catch up: still too slow. */
+          if (lim->slow_s > 0 && c->slow_since != 0
+              && now - c->slow_since >= lim->slow_s)
+            {
+              too_slow (c);
+              break;
+            }
           if (c->kind == JW_CONN_SSE)
             {
               if (now - c->last_out >= lim->keepalive_s)

@@ -24,6 +24,9 @@ typedef struct
   gsize max_backlog; /* queued bytes past which a connection is ended */
   gsize max_message; /* largest WebSocket message accepted */
   guint close_s;     /* how long a closing connection may take */
+  /* Past max_backlog / 2 progress events are coalesced; a connection that
+   * stays past it this long is closed as too slow (0: never). */
+  guint slow_s;
 } JwConnLimits;
 
 typedef struct
@@ -58,10 +61,17 @@ gboolean jw_conn_is_open (JwConn *self);
 gpointer jw_conn_get_data (JwConn *self);
 void jw_conn_set_data (JwConn *self, gpointer data);
 
-/* Queues bytes (shared, not copied). Past the backlog limit nothing more
- * is queued: an SSE connection ends after what is queued, a WebSocket one
- * drops its queue and closes with 1008 "too slow". */
+/* Queues bytes (shared, not copied). Past the backlog limit the client is
+ * too slow: what is queued and not started is dropped, an SSE connection
+ * ends with the comment ": disconnected: too slow", a WebSocket one closes
+ * with 1008 "too slow". */
 void jw_conn_send (JwConn *self, GBytes *bytes);
+/* Queues the encoding of one event of job. Past half the backlog limit a
+ * progress event replaces the job's newest queued event when that is a
+ * progress event not yet started (so seq keeps increasing, with gaps only
+ * between progress events). */
+void jw_conn_send_event (JwConn *self, GBytes *bytes, const char *job,
+                         gboolean progress);
 void jw_conn_send_data (JwConn *self, const void *data, gsize len);
 /* A WebSocket text frame. */
 void jw_conn_send_text (JwConn *self, const char *text, gsize len);

@@ -264,6 +264,7 @@ typedef struct
   GDataInputStream *err;
   guint port;
   GCancellable *cancel;
+  guint slow_dropped; /* "slow client disconnected" lines logged */
 } Fixture;
 
 static void
@@ -278,6 +279,8 @@ on_err_line (GObject *src, GAsyncResult *res, gpointer user_data)
     return;
   if (g_test_verbose ())
     g_printerr ("# pusher: %s\n", line);
+  if (strstr (line, "slow client disconnected") != NULL)
+    f->slow_dropped++;
   url = strstr (line, "listening url=http://127.0.0.1:");
   if (url != NULL)
     f->port = atoi (url + strlen ("listening url=http://127.0.0.1:"));
@@ -306,6 +309,9 @@ fixture_setup (Fixture *f, gconstpointer data)
   g_autofree char *ev = NULL;
   g_autofree char *q = NULL;
   const char *exe = g_getenv ("JOBWIRE_PUSHER");
+  g_autoptr (GStrvBuilder) argv = g_strv_builder_new ();
+  g_auto (GStrv) sets = NULL;
+  g_auto (GStrv) args = NULL;
 
   g_assert_nonnull (exe);
   f->tmp = g_dir_make_tmp ("jw-pusher-XXXXXX", &error);
@@ -316,10 +322,22 @@ fixture_setup (Fixture *f, gconstpointer data)
   q = g_strdup_printf ("endpoints.queries=%s", f->fb.queries_ep);
   launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDERR_PIPE);
   g_subprocess_launcher_set_child_setup (launcher, die_with_parent, NULL, NULL);
-  f->proc = g_subprocess_launcher_spawn (
-      launcher, &error, exe, "--listen", "127.0.0.1:0", "--runtime-dir", f->tmp,
-      "--set", ev, "--set", q, "--set", "pusher.keepalive-s=1", "--set",
-      "pusher.max-backlog=262144", NULL);
+  /* Lifecycle lines (info) of the pusher, which some tests wait for. */
+  g_subprocess_launcher_setenv (launcher, "G_MESSAGES_DEBUG", "jobwire-pusher",
+                                TRUE);
+  g_strv_builder_add_many (argv, exe, "--listen", "127.0.0.1:0",
+                           "--runtime-dir", f->tmp, "--set", ev, "--set", q,
+                           "--set", "pusher.keepalive-s=1", "--set",
+                           "pusher.max-backlog=262144", NULL);
+  /* data: more SECTION.KEY=VALUE for this test, space-separated, or NULL;
+   * a later one wins. */
+  sets = g_strsplit (data != NULL ? data : "", " ", -1);
+  for (guint i = 0; sets[i] != NULL; i++)
+    if (sets[i][0] != '\0')
+      g_strv_builder_add_many (argv, "--set", sets[i], NULL);
+  args = g_strv_builder_end (argv);
+  f->proc = g_subprocess_launcher_spawnv (launcher, (const char *const *)args,
+                                          &error);
   g_assert_no_error (error);
   f->cancel = g_cancellable_new ();
   f->err = g_data_input_stream_new (g_subprocess_get_stderr_pipe (f->proc));
@@ -653,27 +671,97 @@ test_sse_fan_out (Fixture *f, gconstpointer data)
   g_assert_cmpuint (f->fb.subscriptions, ==, 2);
 }
 
-/* A client that stops reading is dropped once its backlog passes the
- * limit; it then has a gap-free prefix of the stream and no terminal. */
-static gboolean
-drain_main_context (gpointer data)
-{
-  return !g_main_context_iteration (NULL, FALSE);
-}
-
 static gboolean
 queried (gpointer data)
 {
   return ((FakeBroker *)data)->queries > 0;
 }
 
+static gboolean
+slow_dropped (gpointer data)
+{
+  return ((Fixture *)data)->slow_dropped > 0;
+}
+
+/* The seqs of a client's SSE events, in order. */
+static GArray *
+sse_seqs (Client *c)
+{
+  g_autofree char *ids = sse_ids (c);
+  g_auto (GStrv) parts = g_strsplit (ids, ",", -1);
+  GArray *seqs = g_array_new (FALSE, FALSE, sizeof (guint));
+
+  for (guint i = 0; parts[i] != NULL && parts[i][0] != '\0'; i++)
+    {
+      guint seq = atoi (parts[i]);
+
+      g_array_append_val (seqs, seq);
+    }
+  return seqs;
+}
+
+/* Seqs start at first and increase; each one skipped was a progress event
+ * of job (so it was coalesced, never a state transition). Returns how
+ * many were skipped. */
+static guint
+assert_coalesced_only (FakeBroker *fb, const char *job, GArray *seqs,
+                       guint first)
+{
+  FakeJob *j = g_hash_table_lookup (fb->jobs, job);
+  guint expect = first, skipped = 0;
+
+  g_assert_cmpuint (seqs->len, >, 0);
+  g_assert_cmpuint (g_array_index (seqs, guint, 0), ==, first);
+  for (guint i = 0; i < seqs->len; i++)
+    {
+      guint seq = g_array_index (seqs, guint, i);
+
+      g_assert_cmpuint (seq, >=, expect);
+      for (; expect < seq; expect++, skipped++)
+        g_assert_cmpstr (g_ptr_array_index (j->types, expect - 1), ==,
+                         "progress");
+      expect = seq + 1;
+    }
+  return skipped;
+}
+
+/* Lets the main loop turn a bounded number of times: with a client
+ * reading a busy stream it is never idle. */
 static void
-test_sse_slow_client (Fixture *f, gconstpointer data)
+turn_main_loop (void)
+{
+  for (guint i = 0; i < 200 && g_main_context_iteration (NULL, FALSE); i++)
+    ;
+}
+
+/* Publishes n progress events of job in batches, letting the main loop
+ * (the fake broker's sockets, reading clients) turn between them. Returns
+ * the last seq. */
+static guint
+publish_progress (Fixture *f, const char *job, guint n)
+{
+  guint last = 0;
+
+  for (guint i = 0; i < n; i++)
+    {
+      last = fb_record (&f->fb, job, "progress", TRUE);
+      if (i % 20 == 19)
+        turn_main_loop ();
+    }
+  turn_main_loop ();
+  return last;
+}
+
+/* A client that stops reading: past half its backlog limit its queued
+ * progress events are replaced by newer ones, so that it catches up later
+ * with a seq gap only between progress events and every state transition,
+ * the terminal one included. */
+static void
+test_sse_slow_client_coalesced (Fixture *f, gconstpointer data)
 {
   Client *c;
-  g_autofree char *ids = NULL;
-  g_auto (GStrv) seqs = NULL;
-  guint total = 0;
+  g_autoptr (GArray) seqs = NULL;
+  guint total, skipped;
 
   f->fb.pad = 16000;
   fb_record (&f->fb, JOB_A, "queued", FALSE);
@@ -683,25 +771,99 @@ test_sse_slow_client (Fixture *f, gconstpointer data)
                        FALSE);
   /* Wait for the stream to be set up: its first query. */
   wait_until (queried, &f->fb);
+  fb_record (&f->fb, JOB_A, "started", TRUE);
   /* About 20 MB: more than socket buffers and the backlog hold. */
-  for (guint batch = 0; batch < 64; batch++)
-    {
-      for (guint i = 0; i < 20; i++)
-        total = fb_record (&f->fb, JOB_A, "progress", TRUE);
-      wait_until (drain_main_context, NULL);
-    }
-  fb_record (&f->fb, JOB_A, "succeeded", TRUE);
-  total++;
+  publish_progress (f, JOB_A, 1280);
+  total = fb_record (&f->fb, JOB_A, "succeeded", TRUE);
 
   client_start_reading (c);
   wait_until (client_eof, c);
-  ids = sse_ids (c);
-  seqs = g_strsplit (ids, ",", -1);
-  g_assert_cmpuint (g_strv_length (seqs), >, 0);
-  g_assert_cmpuint (g_strv_length (seqs), <, total);
-  for (guint i = 0; seqs[i]; i++)
-    g_assert_cmpuint (atoi (seqs[i]), ==, i + 1);
+  seqs = sse_seqs (c);
+  skipped = assert_coalesced_only (&f->fb, JOB_A, seqs, 1);
+  g_test_message ("received %u of %u events, %u progress coalesced", seqs->len,
+                  total, skipped);
+  g_assert_cmpuint (skipped, >, 0);
+  g_assert_cmpuint (g_array_index (seqs, guint, 1), ==, 2); /* started */
+  g_assert_cmpuint (g_array_index (seqs, guint, seqs->len - 1), ==, total);
+  g_assert_nonnull (strstr (c->buf->str, "event: succeeded\n"));
+  g_assert_null (strstr (c->buf->str, "too slow"));
   client_free (c);
+}
+
+/* A client that stays past half its limit for slow-s is disconnected with
+ * a reason it can read; a client reading the same job meanwhile receives
+ * every event; the slow one resumes after its last seq and gets the rest,
+ * the terminal event included. */
+static void
+test_sse_slow_client_dropped (Fixture *f, gconstpointer data)
+{
+  Client *slow, *fast, *again;
+  g_autoptr (GArray) slow_seqs = NULL;
+  g_autoptr (GArray) fast_seqs = NULL;
+  g_autoptr (GArray) rest = NULL;
+  g_autofree char *resume = NULL;
+  guint total, last;
+  gint64 deadline;
+
+  f->fb.pad = 16000;
+  fb_record (&f->fb, JOB_A, "queued", FALSE);
+  slow = client_new_full (f,
+                          "GET /jobs/" JOB_A "/events HTTP/1.1\r\n"
+                          "Host: x\r\n\r\n",
+                          FALSE);
+  fast = client_get (f, "/jobs/" JOB_A "/events", NULL);
+  wait_for_text (fast, "id: 1\n");
+  fb_record (&f->fb, JOB_A, "started", TRUE);
+  /* Progress, about 3 MB a second (a client that reads keeps up with
+   * that, far under its 2 MB soft limit), until the pusher gives up on the slow
+   * client: more than socket buffers hold, then pusher.slow-s=1 past the
+   * soft limit. Bounded by 20 s. */
+  deadline = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
+  while (!slow_dropped (f) && g_get_monotonic_time () < deadline)
+    {
+      gboolean paced = FALSE;
+
+      publish_progress (f, JOB_A, 10);
+      g_timeout_add (50, timed_out_cb, &paced);
+      while (!paced)
+        g_main_context_iteration (NULL, TRUE);
+    }
+  g_assert_true (slow_dropped (f));
+  publish_progress (f, JOB_A, 20);
+  total = fb_record (&f->fb, JOB_A, "succeeded", TRUE);
+
+  /* The fast client got everything, in order, and the end. */
+  wait_until (client_eof, fast);
+  fast_seqs = sse_seqs (fast);
+  g_assert_cmpuint (fast_seqs->len, ==, total);
+  assert_coalesced_only (&f->fb, JOB_A, fast_seqs, 1);
+
+  /* The slow client: a prefix (gaps only between progress events), then
+   * the reason, and no terminal event. */
+  client_start_reading (slow);
+  wait_until (client_eof, slow);
+  g_assert_true (
+      g_str_has_suffix (slow->buf->str, ": disconnected: too slow\n\n"));
+  g_assert_null (strstr (slow->buf->str, "event: succeeded"));
+  slow_seqs = sse_seqs (slow);
+  assert_coalesced_only (&f->fb, JOB_A, slow_seqs, 1);
+  last = g_array_index (slow_seqs, guint, slow_seqs->len - 1);
+  g_assert_cmpuint (last, <, total);
+
+  /* It resumes after its last seq and receives the rest. */
+  resume = g_strdup_printf ("Last-Event-ID: %u\r\n", last);
+  again = client_get (f, "/jobs/" JOB_A "/events", resume);
+  wait_until (client_eof, again);
+  rest = sse_seqs (again);
+  /* Its catch-up may be coalesced too: history arrives faster than a
+   * socket drains. */
+  assert_coalesced_only (&f->fb, JOB_A, rest, last + 1);
+  g_assert_cmpuint (g_array_index (rest, guint, rest->len - 1), ==, total);
+  g_assert_nonnull (strstr (again->buf->str, "event: succeeded\n"));
+
+  client_free (again);
+  client_free (fast);
+  client_free (slow);
 }
 
 /* After a broker restart (new epoch) every channel reads history again,
@@ -884,7 +1046,12 @@ main (int argc, char **argv)
   ADD ("/pusher/stream/sse-race", test_sse_race);
   ADD ("/pusher/stream/sse-keepalive", test_sse_keepalive);
   ADD ("/pusher/stream/sse-fan-out", test_sse_fan_out);
-  ADD ("/pusher/stream/sse-slow-client", test_sse_slow_client);
+  g_test_add ("/pusher/stream/sse-slow-client-coalesced", Fixture,
+              "pusher.slow-s=0", fixture_setup, test_sse_slow_client_coalesced,
+              fixture_teardown);
+  g_test_add ("/pusher/stream/sse-slow-client-dropped", Fixture,
+              "pusher.slow-s=1 pusher.max-backlog=4194304", fixture_setup,
+              test_sse_slow_client_dropped, fixture_teardown);
   ADD ("/pusher/stream/sse-broker-restart", test_sse_broker_restart);
   ADD ("/pusher/stream/ws-subscribe", test_ws_subscribe);
   ADD ("/pusher/stream/poll", test_poll);
