@@ -406,6 +406,20 @@ jw_broker_link_connected (JwBrokerLink *self)
          && now - self->query_ok_at < ALIVE_US;
 }
 
+guint
+jw_broker_link_in_flight (JwBrokerLink *self)
+{
+  GHashTableIter iter;
+  Pending *p;
+  guint n = 0;
+
+  g_hash_table_iter_init (&iter, self->pending);
+  while (g_hash_table_iter_next (&iter, NULL, (gpointer *)&p))
+    if (p->func != ping_command_done && p->func != ping_query_done)
+      n++;
+  return n;
+}
+
 void
 jw_broker_link_counts (JwBrokerLink *self, gint64 *workers, gint64 *queued,
                        gint64 *running)

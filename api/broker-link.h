@@ -41,6 +41,9 @@ gboolean jw_broker_link_query (JwBrokerLink *self, const char *verb,
 /* Connected: the `subscribed` marker or a command reply came on the
  * reply topic, and a ping query was answered, both within 3 seconds. */
 gboolean jw_broker_link_connected (JwBrokerLink *self);
+/* Requests sent for clients and not yet answered (the link's own pings
+ * are not counted). */
+guint jw_broker_link_in_flight (JwBrokerLink *self);
 /* Counters of the last ping query reply (0 before any). */
 void jw_broker_link_counts (JwBrokerLink *self, gint64 *workers, gint64 *queued,
                             gint64 *running);

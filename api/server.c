@@ -11,6 +11,8 @@
 #include "jw-json.h"
 #include "jw-listen.h"
 #include "jw-log.h"
+#include "known-types.h"
+#include "jw-origin.h"
 #include "validate.h"
 
 struct _JwApiServer
@@ -20,9 +22,11 @@ struct _JwApiServer
   gsize max_body;
   guint max_depth;
   guint timeout_ms;
-  char **types;
+  JwKnownTypes *known; /* the broker's job types, cached */
   char *pusher_url;    /* without a trailing slash */
   char *websocket_url; /* ws:// or wss:// form of pusher_url, + /ws */
+  JwOrigins *origins;  /* browser origins given CORS headers */
+  guint active;        /* requests read but not yet answered in full */
 };
 
 typedef enum
@@ -31,6 +35,7 @@ typedef enum
   REQUEST_GET,
   REQUEST_LIST,
   REQUEST_CANCEL,
+  REQUEST_TYPES,
 } RequestKind;
 
 /* A request paused while the broker answers. It holds a reference on the
@@ -168,6 +173,8 @@ respond_broker_error (SoupServerMessage *msg, JsonObject *reply)
     api_code = JW_API_ERROR_JOB_FINISHED;
   else if (g_strcmp0 (code, "duplicate_id") == 0)
     api_code = JW_API_ERROR_CONFLICT;
+  else if (g_strcmp0 (code, "idempotency_key_reused") == 0)
+    api_code = JW_API_ERROR_IDEMPOTENCY_KEY_REUSED;
   else
     g_warning ("broker error code=%s message=%s", code ? code : "none",
                message);
@@ -225,6 +232,17 @@ request_replied (JsonObject *reply, const GError *error, gpointer data)
     }
   else if (!jw_json_get_bool (reply, "ok", &ok) || !ok)
     respond_broker_error (msg, reply);
+  else if (req->kind == REQUEST_TYPES)
+    {
+      JsonArray *types = jw_json_get_array (reply, "types");
+
+      jw_known_types_update (req->api->known, types);
+      answer = json_object_new ();
+      json_object_set_array_member (
+          answer, "types", types ? json_array_ref (types) : json_array_new ());
+      respond_object (msg, SOUP_STATUS_OK, answer);
+      json_object_unref (answer);
+    }
   else if (req->kind == REQUEST_LIST)
     {
       jobs = jw_json_get_array (reply, "jobs");
@@ -259,11 +277,12 @@ request_replied (JsonObject *reply, const GError *error, gpointer data)
   request_free (req);
 }
 
-/* Sends a command or query for msg and pauses it until the reply. */
-static void
-forward (JwApiServer *api, SoupServerMessage *msg, RequestKind kind,
-         gboolean command, const char *verb, JsonObject *body,
-         const char *job_id)
+/* Sends a command or query for msg, whose answer request_replied gives
+ * (and then unpauses msg). FALSE when it could not be sent. */
+static gboolean
+send_request (JwApiServer *api, SoupServerMessage *msg, RequestKind kind,
+              gboolean command, const char *verb, JsonObject *body,
+              const char *job_id)
 {
   g_autoptr (GError) error = NULL;
   Request *req = request_new (api, msg, kind, job_id);
@@ -280,12 +299,130 @@ forward (JwApiServer *api, SoupServerMessage *msg, RequestKind kind,
       g_debug ("%s not sent: %s", verb, error->message);
       request_free (req);
       respond_unavailable (msg);
-      return;
     }
-  soup_server_message_pause (msg);
+  return sent;
+}
+
+/* Sends a command or query for msg and pauses it until the reply. */
+static void
+forward (JwApiServer *api, SoupServerMessage *msg, RequestKind kind,
+         gboolean command, const char *verb, JsonObject *body,
+         const char *job_id)
+{
+  if (send_request (api, msg, kind, command, verb, body, job_id))
+    soup_server_message_pause (msg);
 }
 
 /* ---- routes --------------------------------------------------------- */
+
+/* How long the api trusts its copy of the broker's types for a type it
+ * finds there; a type it does not find is always asked for again. */
+#define TYPES_MAX_AGE_MS 5000
+
+/* A submission waiting for the broker's list of types. */
+typedef struct
+{
+  JwApiServer *api;
+  SoupServerMessage *msg;
+  gulong finished_handler;
+  gboolean gone;
+  char *type;
+  JsonNode *params;
+  char *key;
+} TypeWait;
+
+static void
+type_wait_finished (SoupServerMessage *msg, gpointer data)
+{
+  TypeWait *wait = data;
+
+  wait->gone = TRUE;
+}
+
+static void
+type_wait_free (TypeWait *wait)
+{
+  g_signal_handler_disconnect (wait->msg, wait->finished_handler);
+  g_object_unref (wait->msg);
+  g_free (wait->type);
+  json_node_unref (wait->params);
+  g_free (wait->key);
+  g_free (wait);
+}
+
+/* Checks type and params against the known types and sends the submit.
+ * TRUE when msg waits for the broker's answer; FALSE when it has been
+ * answered. */
+static gboolean
+submit_known (JwApiServer *api, SoupServerMessage *msg, const char *type,
+              JsonNode *params, const char *key)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonObject) cmd = NULL;
+  JsonObject *job;
+  char id[JW_ID_LEN + 1];
+
+  if (!jw_known_types_has (api->known, type))
+    {
+      g_autofree char *names = jw_known_types_names (api->known);
+      g_autofree char *message = g_strdup_printf (
+          "unknown job type %s: no worker has announced it (known: %s)", type,
+          *names ? names : "none yet");
+
+      respond_error (msg, JW_API_ERROR_UNKNOWN_TYPE, message);
+      return FALSE;
+    }
+  if (!jw_known_types_check (api->known, type, json_node_get_object (params),
+                             &error))
+    {
+      respond_gerror (msg, error);
+      return FALSE;
+    }
+
+  jw_id_new (id);
+  job = json_object_new ();
+  json_object_set_string_member (job, "id", id);
+  json_object_set_string_member (job, "type", type);
+  json_object_set_member (job, "params", json_node_ref (params));
+  cmd = json_object_new ();
+  json_object_set_object_member (cmd, "job", job);
+  if (key != NULL)
+    json_object_set_string_member (cmd, "idempotency_key", key);
+
+  jw_log_job (G_LOG_LEVEL_DEBUG, id, "submitting job id=%s type=%s", id, type);
+  return send_request (api, msg, REQUEST_SUBMIT, TRUE, "submit", cmd, id);
+}
+
+static void
+types_replied (JsonObject *reply, const GError *error, gpointer data)
+{
+  TypeWait *wait = data;
+  gboolean ok = FALSE;
+
+  if (wait->gone)
+    {
+      type_wait_free (wait);
+      return;
+    }
+  if (reply == NULL)
+    respond_unavailable (wait->msg);
+  else if (!jw_json_get_bool (reply, "ok", &ok) || !ok)
+    respond_broker_error (wait->msg, reply);
+  else
+    {
+      jw_known_types_update (wait->api->known,
+                             jw_json_get_array (reply, "types"));
+      if (submit_known (wait->api, wait->msg, wait->type, wait->params,
+                        wait->key))
+        {
+          /* Paused until the submit's answer. */
+          type_wait_free (wait);
+          return;
+        }
+    }
+  soup_server_message_unpause (wait->msg);
+  type_wait_free (wait);
+}
 
 static void
 submit_job (JwApiServer *api, SoupServerMessage *msg)
@@ -293,12 +430,11 @@ submit_job (JwApiServer *api, SoupServerMessage *msg)
   g_autoptr (GError) error = NULL;
   g_autoptr (GBytes) body = NULL;
   g_autoptr (JsonNode) params = NULL;
-  g_autoptr (JsonObject) cmd = NULL;
+  g_autoptr (JsonObject) query = NULL;
   g_autofree char *type = NULL;
   SoupMessageHeaders *headers;
   const char *key, *data;
-  JsonObject *job;
-  char id[JW_ID_LEN + 1];
+  TypeWait *wait;
   gsize len;
 
   headers = soup_server_message_get_request_headers (msg);
@@ -310,26 +446,40 @@ submit_job (JwApiServer *api, SoupServerMessage *msg)
           soup_message_headers_get_one (headers, "Content-Type"), &error)
       || !jw_validate_body_length (FALSE, len, api->max_body, &error)
       || (key != NULL && !jw_validate_idempotency_key (key, &error))
-      || !jw_validate_job_request (data, len, api->max_depth,
-                                   (const char *const *)api->types, &type,
+      || !jw_validate_job_request (data, len, api->max_depth, NULL, &type,
                                    &params, &error))
     {
       respond_gerror (msg, error);
       return;
     }
 
-  jw_id_new (id);
-  job = json_object_new ();
-  json_object_set_string_member (job, "id", id);
-  json_object_set_string_member (job, "type", type);
-  json_object_set_member (job, "params", g_steal_pointer (&params));
-  cmd = json_object_new ();
-  json_object_set_object_member (cmd, "job", job);
-  if (key != NULL)
-    json_object_set_string_member (cmd, "idempotency_key", key);
+  if (jw_known_types_fresh (api->known, TYPES_MAX_AGE_MS)
+      && jw_known_types_has (api->known, type))
+    {
+      if (submit_known (api, msg, type, params, key))
+        soup_server_message_pause (msg);
+      return;
+    }
 
-  jw_log_job (G_LOG_LEVEL_DEBUG, id, "submitting job id=%s type=%s", id, type);
-  forward (api, msg, REQUEST_SUBMIT, TRUE, "submit", cmd, id);
+  /* Ask the broker which types exist, then go on in types_replied. */
+  wait = g_new0 (TypeWait, 1);
+  wait->api = api;
+  wait->msg = g_object_ref (msg);
+  wait->finished_handler = g_signal_connect (
+      msg, "finished", G_CALLBACK (type_wait_finished), wait);
+  wait->type = g_steal_pointer (&type);
+  wait->params = g_steal_pointer (&params);
+  wait->key = g_strdup (key);
+  query = json_object_new ();
+  if (!jw_broker_link_query (api->link, "types", query, api->timeout_ms,
+                             types_replied, wait, &error))
+    {
+      g_debug ("types not sent: %s", error->message);
+      type_wait_free (wait);
+      respond_unavailable (msg);
+      return;
+    }
+  soup_server_message_pause (msg);
 }
 
 static void
@@ -420,6 +570,15 @@ handle_request (SoupServer *server, SoupServerMessage *msg, const char *path,
     {
       if (g_str_equal (method, "GET"))
         healthz (api, msg);
+      else
+        respond_method_not_allowed (msg, "GET");
+    }
+  else if (g_str_equal (path, "/types"))
+    {
+      g_autoptr (JsonObject) body = json_object_new ();
+
+      if (g_str_equal (method, "GET"))
+        forward (api, msg, REQUEST_TYPES, FALSE, "types", body, NULL);
       else
         respond_method_not_allowed (msg, "GET");
     }
@@ -562,6 +721,64 @@ refuse_and_close (SoupServerMessage *msg, const GError *error)
       G_PRIORITY_DEFAULT, r->cancellable, refusal_written, r);
 }
 
+/* ---- cross-origin requests ---------------------------------------- */
+
+#define CORS_MAX_AGE "600"
+
+/* Adds the CORS headers of an answer to an allowed origin; others get
+ * none, so that their pages cannot read the answer. Returns TRUE when the
+ * request came from an allowed origin. */
+static gboolean
+cors_headers (JwApiServer *api, SoupServerMessage *msg)
+{
+  SoupMessageHeaders *req = soup_server_message_get_request_headers (msg);
+  SoupMessageHeaders *h = soup_server_message_get_response_headers (msg);
+  const char *origin = soup_message_headers_get_one (req, "Origin");
+
+  soup_message_headers_append (h, "Vary", "Origin");
+  if (origin == NULL
+      || !jw_origins_allows (api->origins, origin,
+                             soup_message_headers_get_one (req, "Host")))
+    return FALSE;
+  soup_message_headers_replace (h, "Access-Control-Allow-Origin", origin);
+  soup_message_headers_replace (h, "Access-Control-Expose-Headers",
+                                "Location, Retry-After");
+  return TRUE;
+}
+
+/* Answers OPTIONS: a CORS preflight from an allowed origin gets what it
+ * may send, one from another origin 403. */
+static void
+preflight (JwApiServer *api, SoupServerMessage *msg, gboolean allowed)
+{
+  SoupMessageHeaders *req = soup_server_message_get_request_headers (msg);
+  SoupMessageHeaders *h = soup_server_message_get_response_headers (msg);
+  gboolean cors =
+      soup_message_headers_get_one (req, "Access-Control-Request-Method")
+      != NULL;
+
+  soup_message_headers_replace (h, "Allow", "GET, POST, DELETE, OPTIONS");
+  if (cors && !allowed)
+    {
+      g_autoptr (JsonObject) obj = error_object (
+          "origin_not_allowed", "this origin may not call the api");
+
+      g_debug ("preflight refused origin=%s",
+               soup_message_headers_get_one (req, "Origin"));
+      respond_object (msg, SOUP_STATUS_FORBIDDEN, obj);
+      return;
+    }
+  if (cors)
+    {
+      soup_message_headers_replace (h, "Access-Control-Allow-Methods",
+                                    "GET, POST, DELETE");
+      soup_message_headers_replace (h, "Access-Control-Allow-Headers",
+                                    "Content-Type, Idempotency-Key");
+      soup_message_headers_replace (h, "Access-Control-Max-Age", CORS_MAX_AGE);
+    }
+  soup_server_message_set_status (msg, SOUP_STATUS_NO_CONTENT, NULL);
+}
+
 /* Runs once the request headers are in, before libsoup reads the body
  * (which it keeps whole in memory): refuses bodies that are too large or
  * unframed, and job submissions that are not JSON. When the client waits
@@ -576,7 +793,14 @@ check_headers (SoupServer *server, SoupServerMessage *msg, const char *path,
   SoupMessageHeaders *headers;
   SoupEncoding encoding;
   goffset length = -1;
-  gboolean ok, waits;
+  gboolean ok, waits, allowed;
+
+  allowed = cors_headers (api, msg);
+  if (g_str_equal (soup_server_message_get_method (msg), "OPTIONS"))
+    {
+      preflight (api, msg, allowed);
+      return;
+    }
 
   headers = soup_server_message_get_request_headers (msg);
   encoding = soup_message_headers_get_encoding (headers);
@@ -610,23 +834,6 @@ check_headers (SoupServer *server, SoupServerMessage *msg, const char *path,
 
 /* ---- set-up --------------------------------------------------------- */
 
-static char **
-parse_types (const char *list)
-{
-  g_autoptr (GPtrArray) types = g_ptr_array_new_with_free_func (g_free);
-  g_auto (GStrv) parts = g_strsplit (list, ",", -1);
-  guint i;
-
-  for (i = 0; parts[i] != NULL; i++)
-    {
-      g_strstrip (parts[i]);
-      if (parts[i][0] != '\0')
-        g_ptr_array_add (types, g_strdup (parts[i]));
-    }
-  g_ptr_array_add (types, NULL);
-  return (char **)g_ptr_array_free (g_steal_pointer (&types), FALSE);
-}
-
 static void
 set_pusher_url (JwApiServer *api, const char *url)
 {
@@ -645,6 +852,27 @@ set_pusher_url (JwApiServer *api, const char *url)
     api->websocket_url = g_strconcat (api->pusher_url, "/ws", NULL);
 }
 
+/* Requests count from when they are read (an idle keep-alive connection
+ * waits in a message of its own, which never counts) until answered. */
+#define COUNTED_KEY "jw-counted"
+
+static void
+on_request_read (SoupServer *server, SoupServerMessage *msg, gpointer user_data)
+{
+  ((JwApiServer *)user_data)->active++;
+  g_object_set_data (G_OBJECT (msg), COUNTED_KEY, GINT_TO_POINTER (1));
+}
+
+static void
+on_request_done (SoupServer *server, SoupServerMessage *msg, gpointer user_data)
+{
+  JwApiServer *api = user_data;
+
+  if (g_object_steal_data (G_OBJECT (msg), COUNTED_KEY) != NULL
+      && api->active > 0)
+    api->active--;
+}
+
 JwApiServer *
 jw_api_server_new (JwConfig *cfg, JwBrokerLink *link, GError **error)
 {
@@ -659,10 +887,16 @@ jw_api_server_new (JwConfig *cfg, JwBrokerLink *link, GError **error)
       CLAMP (jw_config_get_int (cfg, "api", "max-depth", 32), 1, 1000);
   api->timeout_ms = CLAMP (
       jw_config_get_int (cfg, "api", "submit-timeout-ms", 3000), 1, 600000);
-  api->types = parse_types (
-      jw_config_get_string (cfg, "api", "types", "sleep,checksum"));
+  api->known = jw_known_types_new ();
   set_pusher_url (api, jw_config_get_string (cfg, "api", "pusher-url",
                                              "http://127.0.0.1:8081"));
+  /* By default the pusher's origin, which serves the demo page. */
+  api->origins =
+      jw_origins_new (jw_config_get_string (cfg, "api", "allow-origins", NULL),
+                      api->pusher_url, error);
+  if (api->origins == NULL)
+    return NULL;
+  g_info ("cors allow-origins=%s", jw_origins_describe (api->origins));
 
   sock = jw_listen_socket (
       jw_config_get_string (cfg, "api", "listen", "127.0.0.1:8080"),
@@ -673,6 +907,12 @@ jw_api_server_new (JwConfig *cfg, JwBrokerLink *link, GError **error)
   api->server = soup_server_new ("server-header", "jobwire-api ", NULL);
   soup_server_add_early_handler (api->server, NULL, check_headers, api, NULL);
   soup_server_add_handler (api->server, NULL, handle_request, api, NULL);
+  g_signal_connect (api->server, "request-read", G_CALLBACK (on_request_read),
+                    api);
+  g_signal_connect (api->server, "request-finished",
+                    G_CALLBACK (on_request_done), api);
+  g_signal_connect (api->server, "request-aborted",
+                    G_CALLBACK (on_request_done), api);
   if (!soup_server_listen_socket (api->server, sock, 0, error))
     return NULL;
 
@@ -688,6 +928,26 @@ jw_api_server_new (JwConfig *cfg, JwBrokerLink *link, GError **error)
 }
 
 void
+jw_api_server_stop_accepting (JwApiServer *self)
+{
+  GSList *listeners = soup_server_get_listeners (self->server);
+
+  /* A listening socket shut down for reading refuses new connections;
+   * the connections already accepted go on. */
+  for (GSList *l = listeners; l != NULL; l = l->next)
+    g_socket_shutdown (l->data, TRUE, FALSE, NULL);
+  g_slist_free (listeners);
+  g_info ("no longer accepting connections, requests-in-flight=%u",
+          self->active);
+}
+
+guint
+jw_api_server_active (JwApiServer *self)
+{
+  return self->active;
+}
+
+void
 jw_api_server_free (JwApiServer *self)
 {
   if (self == NULL)
@@ -697,8 +957,9 @@ jw_api_server_free (JwApiServer *self)
       soup_server_disconnect (self->server);
       g_object_unref (self->server);
     }
-  g_strfreev (self->types);
+  g_clear_pointer (&self->known, jw_known_types_free);
   g_free (self->pusher_url);
   g_free (self->websocket_url);
+  g_clear_pointer (&self->origins, jw_origins_free);
   g_free (self);
 }

@@ -17,6 +17,11 @@ typedef struct _JwApiServer JwApiServer;
 JwApiServer *jw_api_server_new (JwConfig *cfg, JwBrokerLink *link,
                                 GError **error);
 void jw_api_server_free (JwApiServer *self);
+/* Graceful stop: new connections are refused from now on; requests
+ * already read are answered as usual. */
+void jw_api_server_stop_accepting (JwApiServer *self);
+/* Requests read and not yet answered in full. */
+guint jw_api_server_active (JwApiServer *self);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (JwApiServer, jw_api_server_free)
 

@@ -7,12 +7,14 @@
 #include "channel.h"
 #include "conn.h"
 #include "sse.h"
+#include "static.h"
 #include "ws.h"
 
 #include "jw-id.h"
 #include "jw-json.h"
 #include "jw-log.h"
 #include "jw-msg.h"
+#include "jw-origin.h"
 #include "jw-util.h"
 #include "jw-zmq.h"
 #include "jw-zsource.h"
@@ -36,7 +38,10 @@ typedef enum
   SUB_SSE,
   SUB_WS,
   SUB_POLL,
+  SUB_MULTI, /* one job of a multi-job SSE stream or long-poll */
 } SubKind;
+
+typedef struct _Multi Multi;
 
 struct _JwPusher
 {
@@ -47,12 +52,13 @@ struct _JwPusher
   guint dealer_source;
   guint tick_source;
   char *epoch;
-  gint64 last_hb; /* monotonic µs */
-  char *allow_origin;
-  char *extra_headers; /* for the SSE head */
-  GBytes *sse_head;
+  gint64 last_hb;     /* monotonic µs */
+  JwOrigins *origins; /* CORS and the WebSocket Origin check */
+  char *web_root;     /* "" serves no files */
+  GBytes *sse_head;   /* for requests without an allowed Origin */
   guint max_ws_subs;
-  GHashTable *polls; /* Sub * */
+  GHashTable *polls;  /* Sub * */
+  GHashTable *multis; /* Multi * */
 };
 
 /* A subscriber of one job, of one of three kinds. */
@@ -68,7 +74,42 @@ typedef struct
   GString *body; /* long-poll answer */
   guint count;
   gint64 deadline; /* long-poll, monotonic µs */
+  char *origin;    /* SSE: the allowed Origin to answer, or NULL */
+  Multi *multi;    /* SUB_MULTI: the stream, and this job's slot in it */
+  guint slot;
 } Sub;
+
+typedef enum
+{
+  SLOT_PENDING,
+  SLOT_LIVE,
+  SLOT_DONE,
+  SLOT_ABSENT,
+} SlotState;
+
+struct _Multi
+{
+  JwPusher *pusher;
+  gboolean poll;
+  guint refs; /* the request (or its connection), and each Sub */
+  SoupServerMessage *msg;
+  gulong finished_id;
+  JwConn *conn;
+  char *origin;
+  guint n;
+  char **jobs;
+  Sub **subs;      /* NULL once released */
+  gint64 *cursors; /* last seq delivered, per slot */
+  SlotState *states;
+  guint pending; /* slots whose channel has not answered yet */
+  guint live;    /* slots still to be delivered */
+  guint not_found;
+  gboolean unavailable;
+  gboolean starting; /* activating: a long-poll answers after all */
+  GString *body;     /* long-poll answer */
+  guint count;
+  gint64 deadline; /* long-poll, monotonic µs */
+};
 
 /* The state of a WebSocket connection: its subscriptions. */
 typedef struct
@@ -78,7 +119,40 @@ typedef struct
 
 static JwPusher *the_pusher;
 
+static void multi_ready (Sub *s, const char *error_code);
+static void multi_event (Sub *s, JwEvent *ev);
+static void multi_flush (Sub *s);
+static void multi_sub_released (Sub *s);
+static void multi_finish (Multi *m);
+
 /* ---- HTTP answers --------------------------------------------------- */
+
+/* The request's Origin when it is allowed, else NULL. */
+static const char *
+allowed_origin (JwPusher *self, SoupServerMessage *msg)
+{
+  SoupMessageHeaders *h = soup_server_message_get_request_headers (msg);
+  const char *origin = soup_message_headers_get_one (h, "Origin");
+
+  if (origin == NULL
+      || !jw_origins_allows (self->origins, origin,
+                             soup_message_headers_get_one (h, "Host")))
+    return NULL;
+  return origin;
+}
+
+/* CORS: an allowed origin is echoed, any other gets no header, so that
+ * its pages cannot read the answer. */
+static void
+add_cors_headers (JwPusher *self, SoupServerMessage *msg)
+{
+  SoupMessageHeaders *h = soup_server_message_get_response_headers (msg);
+  const char *origin = allowed_origin (self, msg);
+
+  soup_message_headers_append (h, "Vary", "Origin");
+  if (origin != NULL)
+    soup_message_headers_replace (h, "Access-Control-Allow-Origin", origin);
+}
 
 static void
 add_common_headers (JwPusher *self, SoupServerMessage *msg)
@@ -86,9 +160,24 @@ add_common_headers (JwPusher *self, SoupServerMessage *msg)
   SoupMessageHeaders *h = soup_server_message_get_response_headers (msg);
 
   soup_message_headers_replace (h, "Cache-Control", "no-cache");
-  if (self->allow_origin[0] != '\0')
-    soup_message_headers_replace (h, "Access-Control-Allow-Origin",
-                                  self->allow_origin);
+  add_cors_headers (self, msg);
+}
+
+/* The head of an event stream for a request from origin (may be NULL). */
+static GBytes *
+sse_head_for (JwPusher *self, const char *origin)
+{
+  g_autofree char *extra = NULL;
+  char *head;
+
+  if (origin == NULL)
+    return g_bytes_ref (self->sse_head);
+  /* Only an origin that passed the check, so it holds no line break. */
+  extra = g_strdup_printf ("Access-Control-Allow-Origin: %s\r\n"
+                           "Vary: Origin\r\n",
+                           origin);
+  head = jw_sse_response_head (extra);
+  return g_bytes_new_take (head, strlen (head));
 }
 
 static void
@@ -218,6 +307,7 @@ static void
 sse_take (Sub *s)
 {
   g_autoptr (GIOStream) stream = NULL;
+  g_autoptr (GBytes) head = NULL;
   GSocket *sock;
   int fd;
 
@@ -236,8 +326,9 @@ sse_take (Sub *s)
     g_io_stream_close (stream, NULL, NULL);
   if (fd < 0)
     {
-      g_warning ("cannot take over a connection job=%s error=%s", s->job,
-                 sock ? g_strerror (errno) : "no socket");
+      jw_log_job (G_LOG_LEVEL_WARNING, s->job,
+                  "cannot take over a connection job=%s error=%s", s->job,
+                  sock ? g_strerror (errno) : "no socket");
       jw_channel_remove (&s->sub);
       return;
     }
@@ -245,7 +336,8 @@ sse_take (Sub *s)
 
   s->conn = jw_conn_new (fd, s->kind == SUB_SSE ? JW_CONN_SSE : JW_CONN_WS);
   jw_conn_set_data (s->conn, s);
-  jw_conn_send (s->conn, s->pusher->sse_head);
+  head = sse_head_for (s->pusher, s->origin);
+  jw_conn_send (s->conn, head);
   jw_log_job (G_LOG_LEVEL_DEBUG, s->job,
               "sse stream job=%s after=%" G_GINT64_FORMAT, s->job,
               s->sub.cursor);
@@ -304,6 +396,10 @@ sub_ready (JwSub *sub, const char *error_code)
         jw_channel_activate (sub);
       break;
 
+    case SUB_MULTI:
+      multi_ready (s, error_code);
+      break;
+
     case SUB_POLL:
       if (s->msg == NULL)
         {
@@ -339,7 +435,8 @@ sub_event (JwSub *sub, JwEvent *ev)
     case SUB_SSE:
       if (s->conn == NULL)
         return;
-      jw_conn_send (s->conn, jw_event_sse (ev));
+      jw_conn_send_event (s->conn, jw_event_sse (ev), s->job,
+                          ev->type == g_intern_static_string ("progress"));
       if (ev->terminal)
         jw_conn_end (s->conn);
       break;
@@ -347,9 +444,14 @@ sub_event (JwSub *sub, JwEvent *ev)
     case SUB_WS:
       if (s->conn == NULL)
         return;
-      jw_conn_send (s->conn, jw_event_ws (ev));
+      jw_conn_send_event (s->conn, jw_event_ws (ev), s->job,
+                          ev->type == g_intern_static_string ("progress"));
       if (ev->terminal)
         ws_drop (s);
+      break;
+
+    case SUB_MULTI:
+      multi_event (s, ev);
       break;
 
     case SUB_POLL:
@@ -369,9 +471,12 @@ sub_flush (JwSub *sub)
   Sub *s = (Sub *)sub;
   gsize len;
 
+  if (s->kind == SUB_MULTI)
+    multi_flush (s);
   if (s->kind != SUB_POLL || s->count == 0 || s->msg == NULL)
     return;
-  g_debug ("poll answered job=%s events=%u", s->job, s->count);
+  jw_log_job (G_LOG_LEVEL_DEBUG, s->job, "poll answered job=%s events=%u",
+              s->job, s->count);
   g_string_append_c (s->body, ']');
   len = s->body->len;
   soup_server_message_set_status (s->msg, SOUP_STATUS_OK, NULL);
@@ -405,8 +510,11 @@ sub_release (JwSub *sub)
       jw_conn_set_data (s->conn, NULL);
       jw_conn_end (s->conn);
     }
+  if (s->kind == SUB_MULTI)
+    multi_sub_released (s);
   if (s->body != NULL)
     g_string_free (s->body, TRUE);
+  g_free (s->origin);
   g_free (s);
 }
 
@@ -451,7 +559,14 @@ conn_closed (JwConn *conn, gpointer user_data)
   if (data == NULL)
     return;
   jw_conn_set_data (conn, NULL);
-  if (jw_conn_kind (conn) == JW_CONN_SSE)
+  if (g_hash_table_contains (the_pusher->multis, data))
+    {
+      Multi *m = data;
+
+      m->conn = NULL;
+      multi_finish (m);
+    }
+  else if (jw_conn_kind (conn) == JW_CONN_SSE)
     {
       Sub *s = data;
 
@@ -671,9 +786,12 @@ handle_ws (SoupServer *server, SoupServerMessage *msg, const char *path,
                      "Sec-WebSocket-Key must be 16 bytes in base64");
       return;
     }
-  if (origin != NULL && strcmp (self->allow_origin, "*") != 0
-      && strcmp (origin, self->allow_origin) != 0)
+  /* Checked before the handshake: a browser page from another origin
+   * must not read the streams (requests without Origin are not from a
+   * page). */
+  if (origin != NULL && allowed_origin (self, msg) == NULL)
     {
+      g_debug ("websocket refused origin=%s", origin);
       respond_error (msg, SOUP_STATUS_FORBIDDEN, "origin_not_allowed",
                      "this origin may not connect");
       return;
@@ -752,6 +870,8 @@ handle_jobs (SoupServer *server, SoupServerMessage *msg, const char *path,
     }
 
   s = sub_new (self, sse ? SUB_SSE : SUB_POLL, parts[2], cursor);
+  if (sse)
+    s->origin = g_strdup (allowed_origin (self, msg));
   hold_msg (s, msg);
   if (poll)
     {
@@ -760,6 +880,448 @@ handle_jobs (SoupServer *server, SoupServerMessage *msg, const char *path,
       g_hash_table_add (self->polls, s);
     }
   jw_conns_defer (sub_join, s);
+}
+
+/* ---- several jobs on one request ------------------------------------ */
+
+/* GET /events?jobs=… (SSE) and GET /poll?jobs=… (long-poll) carry several
+ * jobs on one request, so that a page watching many jobs stays within a
+ * browser's six connections per host. Each job has a subscriber of kind
+ * SUB_MULTI in its own channel; the answer starts once every channel knows
+ * its job. Every SSE `id:` carries where each job stands ("ID:SEQ,…"), so
+ * that EventSource sends the whole map back as Last-Event-ID. */
+
+static void
+multi_unref (Multi *m)
+{
+  if (--m->refs > 0)
+    return;
+  if (m->body != NULL)
+    g_string_free (m->body, TRUE);
+  g_free (m->origin);
+  g_strfreev (m->jobs);
+  g_free (m->subs);
+  g_free (m->cursors);
+  g_free (m->states);
+  g_free (m);
+}
+
+/* The request is over (answered, its connection closed, or libsoup gave
+ * up on it): every job leaves its channel. */
+static void
+multi_finish (Multi *m)
+{
+  if (!g_hash_table_remove (m->pusher->multis, m))
+    return;
+  m->refs++;
+  for (guint i = 0; i < m->n; i++)
+    if (m->subs[i] != NULL)
+      jw_channel_remove (&m->subs[i]->sub);
+  m->refs--;
+  multi_unref (m); /* the request's reference */
+}
+
+static void
+multi_release_msg (Multi *m)
+{
+  if (m->msg == NULL)
+    return;
+  if (m->finished_id != 0)
+    g_signal_handler_disconnect (m->msg, m->finished_id);
+  m->finished_id = 0;
+  soup_server_message_unpause (m->msg);
+  g_clear_object (&m->msg);
+}
+
+static void
+multi_respond (Multi *m, guint status, const char *code, const char *message)
+{
+  if (m->msg == NULL)
+    return;
+  if (code != NULL)
+    respond_error (m->msg, status, code, message);
+  else if (status == SOUP_STATUS_NO_CONTENT)
+    soup_server_message_set_status (m->msg, status, NULL);
+  else
+    {
+      gsize len;
+
+      if (m->count == 0)
+        g_string_assign (m->body, "[");
+      g_string_append_c (m->body, ']');
+      len = m->body->len;
+      soup_server_message_set_status (m->msg, status, NULL);
+      soup_server_message_set_response (m->msg, "application/json",
+                                        SOUP_MEMORY_TAKE,
+                                        g_string_free (m->body, FALSE), len);
+      m->body = NULL;
+    }
+  multi_release_msg (m);
+  multi_finish (m);
+}
+
+static void
+multi_msg_finished (SoupServerMessage *msg, Multi *m)
+{
+  g_signal_handler_disconnect (m->msg, m->finished_id);
+  m->finished_id = 0;
+  g_clear_object (&m->msg);
+  multi_finish (m);
+}
+
+/* "ID:SEQ,ID:SEQ" for every job of the stream that exists. */
+static void
+multi_append_map (Multi *m, GString *out)
+{
+  gboolean first = TRUE;
+
+  for (guint i = 0; i < m->n; i++)
+    {
+      if (m->states[i] == SLOT_ABSENT)
+        continue;
+      if (!first)
+        g_string_append_c (out, ',');
+      first = FALSE;
+      g_string_append_printf (out, "%s:%" G_GINT64_FORMAT, m->jobs[i],
+                              m->cursors[i]);
+    }
+}
+
+static gboolean
+multi_take (Multi *m)
+{
+  g_autoptr (GIOStream) stream = NULL;
+  g_autoptr (GBytes) head = NULL;
+  GSocket *sock;
+  int fd;
+
+  g_signal_handler_disconnect (m->msg, m->finished_id);
+  m->finished_id = 0;
+  stream = soup_server_message_steal_connection (m->msg);
+  g_clear_object (&m->msg);
+  sock = stream ? g_object_get_data (G_OBJECT (stream), "GSocket") : NULL;
+  if (sock == NULL && stream != NULL && G_IS_SOCKET_CONNECTION (stream))
+    sock = g_socket_connection_get_socket (G_SOCKET_CONNECTION (stream));
+  fd = sock ? fcntl (g_socket_get_fd (sock), F_DUPFD_CLOEXEC, 3) : -1;
+  if (stream != NULL)
+    g_io_stream_close (stream, NULL, NULL);
+  if (fd < 0)
+    {
+      g_warning ("cannot take over a connection jobs=%u error=%s", m->n,
+                 sock ? g_strerror (errno) : "no socket");
+      multi_finish (m);
+      return FALSE;
+    }
+  fcntl (fd, F_SETFL, fcntl (fd, F_GETFL) | O_NONBLOCK);
+  m->conn = jw_conn_new (fd, JW_CONN_SSE);
+  jw_conn_set_data (m->conn, m);
+  head = sse_head_for (m->pusher, m->origin);
+  jw_conn_send (m->conn, head);
+  return TRUE;
+}
+
+/* Every channel has answered: refuse, end at once, or start. */
+static void
+multi_start (Multi *m)
+{
+  g_autofree char *nf = NULL;
+
+  if (m->msg == NULL)
+    return;
+  if (m->unavailable)
+    {
+      multi_respond (m, SOUP_STATUS_SERVICE_UNAVAILABLE, "broker_unavailable",
+                     "the broker is not reachable; try again shortly");
+      return;
+    }
+  if (m->not_found == m->n || (m->poll && m->not_found > 0))
+    {
+      /* The error names the job (a checked id), so that a client can
+       * drop it and poll for the others. */
+      for (guint i = 0; i < m->n && nf == NULL; i++)
+        if (m->states[i] == SLOT_ABSENT)
+          nf = g_strdup_printf ("{\"error\":{\"code\":\"job_not_found\","
+                                "\"message\":\"no job has this id\","
+                                "\"job\":\"%s\"}}",
+                                m->jobs[i]);
+      respond_json (m->msg, SOUP_STATUS_NOT_FOUND, nf);
+      multi_release_msg (m);
+      multi_finish (m);
+      return;
+    }
+  if (m->live == 0 && (m->poll || m->not_found == 0))
+    {
+      /* Finished before any cursor: 204 stops EventSource. */
+      multi_respond (m, m->poll ? SOUP_STATUS_OK : SOUP_STATUS_NO_CONTENT, NULL,
+                     NULL);
+      return;
+    }
+
+  if (!m->poll)
+    {
+      if (!multi_take (m))
+        return;
+      /* Unknown jobs are named once, at the start; the others stream. */
+      for (guint i = 0; i < m->n; i++)
+        {
+          g_autofree char *frame = NULL;
+
+          if (m->states[i] != SLOT_ABSENT)
+            continue;
+          frame = g_strdup_printf (
+              "event: job_error\ndata: {\"job\":\"%s\",\"code\":"
+              "\"job_not_found\",\"message\":\"no job has this id\"}\n\n",
+              m->jobs[i]);
+          jw_conn_send_data (m->conn, frame, strlen (frame));
+        }
+      if (m->live == 0)
+        jw_conn_end (m->conn);
+    }
+
+  m->starting = TRUE;
+  m->refs++;
+  for (guint i = 0; i < m->n; i++)
+    if (m->states[i] == SLOT_LIVE && m->subs[i] != NULL)
+      jw_channel_activate (&m->subs[i]->sub);
+  m->starting = FALSE;
+  if (m->poll && m->count > 0)
+    multi_respond (m, SOUP_STATUS_OK, NULL, NULL);
+  multi_unref (m);
+}
+
+static void
+multi_ready (Sub *s, const char *error_code)
+{
+  Multi *m = s->multi;
+
+  if (!g_hash_table_contains (m->pusher->multis, m))
+    {
+      /* The request ended before this job joined its channel. */
+      if (error_code == NULL)
+        jw_channel_remove (&s->sub);
+      return;
+    }
+  if (m->states[s->slot] != SLOT_PENDING)
+    return;
+  if (error_code != NULL && strcmp (error_code, "job_not_found") == 0)
+    {
+      m->states[s->slot] = SLOT_ABSENT;
+      m->not_found++;
+    }
+  else if (error_code != NULL)
+    {
+      m->states[s->slot] = SLOT_DONE;
+      m->unavailable = TRUE;
+    }
+  else if (jw_channel_finished_after (s->sub.channel, s->sub.cursor))
+    {
+      m->states[s->slot] = SLOT_DONE;
+      jw_channel_remove (&s->sub);
+    }
+  else
+    {
+      m->states[s->slot] = SLOT_LIVE;
+      m->live++;
+    }
+  if (--m->pending == 0)
+    multi_start (m);
+}
+
+/* A job of the stream reached its terminal event, or left its channel. */
+static void
+multi_slot_done (Multi *m, guint slot)
+{
+  if (m->states[slot] != SLOT_LIVE)
+    return;
+  m->states[slot] = SLOT_DONE;
+  if (--m->live == 0 && m->conn != NULL)
+    jw_conn_end (m->conn);
+}
+
+static void
+multi_event (Sub *s, JwEvent *ev)
+{
+  Multi *m = s->multi;
+
+  m->cursors[s->slot] = ev->seq;
+  if (m->poll)
+    {
+      if (m->body != NULL && m->count < POLL_MAX_EVENTS)
+        {
+          g_string_append_c (m->body, m->count == 0 ? '[' : ',');
+          g_string_append_len (m->body, g_bytes_get_data (ev->json, NULL),
+                               g_bytes_get_size (ev->json));
+          m->count++;
+        }
+    }
+  else if (m->conn != NULL)
+    {
+      GBytes *sse = jw_event_sse (ev);
+      gsize len;
+      const char *frame = g_bytes_get_data (sse, &len);
+      const char *rest = memchr (frame, '\n', len);
+      GString *out = g_string_sized_new (len + 32 * m->n);
+
+      /* The event's own frame, with the map in place of its id line. */
+      g_string_append (out, "id: ");
+      multi_append_map (m, out);
+      if (rest != NULL)
+        g_string_append_len (out, rest, len - (rest - frame));
+      jw_conn_send_data (m->conn, out->str, out->len);
+      g_string_free (out, TRUE);
+    }
+  if (ev->terminal)
+    {
+      multi_slot_done (m, s->slot);
+      jw_channel_remove (&s->sub);
+    }
+}
+
+static void
+multi_flush (Sub *s)
+{
+  Multi *m = s->multi;
+
+  if (m->poll && !m->starting && m->count > 0 && m->msg != NULL)
+    multi_respond (m, SOUP_STATUS_OK, NULL, NULL);
+}
+
+static void
+multi_sub_released (Sub *s)
+{
+  Multi *m = s->multi;
+
+  multi_slot_done (m, s->slot);
+  m->subs[s->slot] = NULL;
+  multi_unref (m);
+}
+
+/* Parses "ID[:SEQ],…" into ids and cursors (0 without a seq). */
+static gboolean
+parse_job_list (const char *str, guint max, gboolean need_seq, GPtrArray *ids,
+                GArray *cursors)
+{
+  g_auto (GStrv) items = NULL;
+
+  if (str == NULL || *str == '\0')
+    return FALSE;
+  items = g_strsplit (str, ",", -1);
+  if (g_strv_length (items) > max)
+    return FALSE;
+  for (guint i = 0; items[i] != NULL; i++)
+    {
+      char *colon = strchr (items[i], ':');
+      gint64 seq = 0;
+
+      if (colon != NULL)
+        *colon = '\0';
+      else if (need_seq)
+        return FALSE;
+      if (!jw_id_valid (items[i], -1)
+          || (colon != NULL && !jw_sse_parse_seq (colon + 1, &seq)))
+        return FALSE;
+      for (guint j = 0; j < ids->len; j++)
+        if (strcmp (g_ptr_array_index (ids, j), items[i]) == 0)
+          return FALSE;
+      g_ptr_array_add (ids, g_strdup (items[i]));
+      g_array_append_val (cursors, seq);
+    }
+  return TRUE;
+}
+
+static void
+handle_multi (SoupServer *server, SoupServerMessage *msg, const char *path,
+              GHashTable *query, gpointer user_data)
+{
+  JwPusher *self = user_data;
+  gboolean poll = strcmp (path, "/poll") == 0;
+  const char *jobs = query ? g_hash_table_lookup (query, "jobs") : NULL;
+  const char *timeout = query ? g_hash_table_lookup (query, "timeout") : NULL;
+  const char *last = soup_message_headers_get_one (
+      soup_server_message_get_request_headers (msg), "Last-Event-ID");
+  g_autoptr (GPtrArray) ids = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr (GArray) cursors = g_array_new (FALSE, FALSE, sizeof (gint64));
+  gint64 timeout_s = POLL_DEFAULT_S;
+  Multi *m;
+
+  if (strcmp (path, "/events") != 0 && !poll)
+    {
+      respond_error (msg, SOUP_STATUS_NOT_FOUND, "not_found",
+                     "no such resource");
+      return;
+    }
+  if (!check_get (msg))
+    return;
+  add_common_headers (self, msg);
+  if (!parse_job_list (jobs, self->max_ws_subs, FALSE, ids, cursors))
+    {
+      respond_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid_query",
+                     "jobs must list from 1 to max-subscriptions distinct "
+                     "job ids, each optionally followed by :SEQ");
+      return;
+    }
+  if (!poll && last != NULL && *last != '\0')
+    {
+      g_autoptr (GPtrArray) lids = g_ptr_array_new_with_free_func (g_free);
+      g_autoptr (GArray) lseqs = g_array_new (FALSE, FALSE, sizeof (gint64));
+
+      if (!parse_job_list (last, G_MAXUINT, TRUE, lids, lseqs))
+        {
+          respond_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid_query",
+                         "Last-Event-ID must be ID:SEQ,…");
+          return;
+        }
+      /* The map overrides the URL's cursors for the jobs it names. */
+      for (guint i = 0; i < lids->len; i++)
+        for (guint j = 0; j < ids->len; j++)
+          if (strcmp (g_ptr_array_index (lids, i), g_ptr_array_index (ids, j))
+              == 0)
+            g_array_index (cursors, gint64, j) =
+                g_array_index (lseqs, gint64, i);
+    }
+  if (poll && timeout != NULL
+      && (!jw_sse_parse_seq (timeout, &timeout_s) || timeout_s > POLL_MAX_S))
+    {
+      respond_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid_query",
+                     "timeout must be an integer from 0 to 60");
+      return;
+    }
+
+  m = g_new0 (Multi, 1);
+  m->pusher = self;
+  m->poll = poll;
+  m->n = ids->len;
+  m->refs = 1 + m->n;
+  m->pending = m->n;
+  m->subs = g_new0 (Sub *, m->n);
+  m->cursors = g_new0 (gint64, m->n);
+  m->states = g_new0 (SlotState, m->n);
+  g_ptr_array_add (ids, NULL);
+  m->jobs = g_strdupv ((char **)ids->pdata);
+  m->origin = g_strdup (allowed_origin (self, msg));
+  if (poll)
+    {
+      m->body = g_string_new (NULL);
+      m->deadline = g_get_monotonic_time () + timeout_s * G_USEC_PER_SEC;
+    }
+  for (guint i = 0; i < m->n; i++)
+    {
+      Sub *s = sub_new (self, SUB_MULTI, m->jobs[i],
+                        g_array_index (cursors, gint64, i));
+
+      s->multi = m;
+      s->slot = i;
+      m->subs[i] = s;
+      m->cursors[i] = s->sub.cursor;
+    }
+  m->msg = g_object_ref (msg);
+  m->finished_id =
+      g_signal_connect (msg, "finished", G_CALLBACK (multi_msg_finished), m);
+  soup_server_message_pause (msg);
+  g_hash_table_add (self->multis, m);
+  g_debug ("multi-job %s jobs=%u", poll ? "poll" : "stream", m->n);
+  for (guint i = 0; i < m->n; i++)
+    jw_conns_defer (sub_join, m->subs[i]);
 }
 
 static void
@@ -788,7 +1350,52 @@ static void
 handle_default (SoupServer *server, SoupServerMessage *msg, const char *path,
                 GHashTable *query, gpointer user_data)
 {
-  respond_error (msg, SOUP_STATUS_NOT_FOUND, "not_found", "no such resource");
+  JwPusher *self = user_data;
+  const char *method = soup_server_message_get_method (msg);
+
+  /* Everything that is not a stream is a file of the web client. */
+  if (method != SOUP_METHOD_GET && method != SOUP_METHOD_HEAD)
+    {
+      soup_message_headers_replace (
+          soup_server_message_get_response_headers (msg), "Allow", "GET, HEAD");
+      respond_error (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "method_not_allowed",
+                     "only GET is served here");
+      return;
+    }
+  jw_static_serve (self->web_root, msg, path);
+}
+
+#define CORS_MAX_AGE "600"
+
+/* Answers OPTIONS before any handler: a CORS preflight from an allowed
+ * origin learns what it may send, one from another origin gets 403. */
+static void
+early_options (SoupServer *server, SoupServerMessage *msg, const char *path,
+               GHashTable *query, gpointer user_data)
+{
+  JwPusher *self = user_data;
+  SoupMessageHeaders *req = soup_server_message_get_request_headers (msg);
+  SoupMessageHeaders *h = soup_server_message_get_response_headers (msg);
+
+  if (soup_server_message_get_method (msg) != SOUP_METHOD_OPTIONS)
+    return;
+  add_cors_headers (self, msg);
+  soup_message_headers_replace (h, "Allow", "GET, HEAD, OPTIONS");
+  if (soup_message_headers_get_one (req, "Access-Control-Request-Method")
+      != NULL)
+    {
+      if (allowed_origin (self, msg) == NULL)
+        {
+          respond_error (msg, SOUP_STATUS_FORBIDDEN, "origin_not_allowed",
+                         "this origin may not connect");
+          return;
+        }
+      soup_message_headers_replace (h, "Access-Control-Allow-Methods", "GET");
+      soup_message_headers_replace (h, "Access-Control-Allow-Headers",
+                                    "Last-Event-ID");
+      soup_message_headers_replace (h, "Access-Control-Max-Age", CORS_MAX_AGE);
+    }
+  soup_server_message_set_status (msg, SOUP_STATUS_NO_CONTENT, NULL);
 }
 
 /* ---- upstream ------------------------------------------------------- */
@@ -907,7 +1514,8 @@ on_sub_message (void *sock, gpointer user_data)
   type = jw_msg_dup_str (m, 2);
   if (type == NULL || !parse_seq_frame (m, 1, &seq))
     {
-      g_debug ("ignored a malformed event job=%s", job);
+      jw_log_job (G_LOG_LEVEL_DEBUG, job, "ignored a malformed event job=%s",
+                  job);
       return G_SOURCE_CONTINUE;
     }
   if (seq == 0 && strcmp (type, "subscribed") == 0)
@@ -917,8 +1525,9 @@ on_sub_message (void *sock, gpointer user_data)
     }
   if (seq < 1 || !jw_event_type_valid (type))
     {
-      g_debug ("ignored an event job=%s seq=%" G_GINT64_FORMAT " type=%s", job,
-               seq, type);
+      jw_log_job (G_LOG_LEVEL_DEBUG, job,
+                  "ignored an event job=%s seq=%" G_GINT64_FORMAT " type=%s",
+                  job, seq, type);
       return G_SOURCE_CONTINUE;
     }
   ev = jw_event_new (seq, type, jw_msg_get (m, 3));
@@ -990,7 +1599,10 @@ on_dealer_message (void *sock, gpointer user_data)
       g_ptr_array_add (events, jw_event_new (seq, type, jw_msg_get (m, i + 2)));
     }
   h.events = events;
-  g_debug ("history reply rid=%s events=%u more=%d", rid, events->len, h.more);
+  if (jw_json_get_string (snap, "id") != NULL)
+    jw_log_job (G_LOG_LEVEL_DEBUG, jw_json_get_string (snap, "id"),
+                "history reply rid=%s events=%u more=%d", rid, events->len,
+                h.more);
   jw_channels_reply (rid, &h);
   return G_SOURCE_CONTINUE;
 }
@@ -1004,6 +1616,7 @@ on_tick (gpointer user_data)
   gint64 now = g_get_monotonic_time ();
   GHashTableIter iter;
   Sub *s;
+  Multi *m;
   g_autoptr (GPtrArray) expired = g_ptr_array_new ();
 
   jw_conns_tick ();
@@ -1023,7 +1636,39 @@ on_tick (gpointer user_data)
       if (s->sub.channel != NULL)
         jw_channel_remove (&s->sub);
     }
+
+  g_ptr_array_set_size (expired, 0);
+  g_hash_table_iter_init (&iter, self->multis);
+  while (g_hash_table_iter_next (&iter, (gpointer *)&m, NULL))
+    {
+      if (m->poll && m->msg != NULL && m->pending == 0 && now >= m->deadline)
+        g_ptr_array_add (expired, m);
+    }
+  for (guint i = 0; i < expired->len; i++)
+    multi_respond (g_ptr_array_index (expired, i), SOUP_STATUS_OK, NULL, NULL);
   return G_SOURCE_CONTINUE;
+}
+
+/* http://IP:PORT of the listening socket (127.0.0.1 for a wildcard), the
+ * origin of the demo page that the pusher serves. */
+static char *
+own_origin (GSocket *sock)
+{
+  g_autoptr (GSocketAddress) addr = g_socket_get_local_address (sock, NULL);
+  g_autofree char *ip = NULL;
+  GInetAddress *inet;
+  guint port;
+
+  if (addr == NULL || !G_IS_INET_SOCKET_ADDRESS (addr))
+    return NULL;
+  inet = g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (addr));
+  port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (addr));
+  if (g_inet_address_get_is_any (inet))
+    return g_strdup_printf ("http://127.0.0.1:%u", port);
+  ip = g_inet_address_to_string (inet);
+  if (g_inet_address_get_family (inet) == G_SOCKET_FAMILY_IPV6)
+    return g_strdup_printf ("http://[%s]:%u", ip, port);
+  return g_strdup_printf ("http://%s:%u", ip, port);
 }
 
 JwPusher *
@@ -1033,23 +1678,32 @@ jw_pusher_new (JwConfig *cfg, GSocket *listen_socket, GError **error)
   g_autofree char *events_ep = NULL;
   g_autofree char *queries_ep = NULL;
   g_autofree char *head = NULL;
+  g_autofree char *own_url = NULL;
   JwConnLimits limits = { 0 };
   JwConnCallbacks callbacks = { conn_ws_text, conn_closed };
   JwUpstream upstream = { up_subscribe, up_unsubscribe, up_query };
 
   g_return_val_if_fail (the_pusher == NULL, NULL);
 
-  self->allow_origin =
-      g_strdup (jw_config_get_string (cfg, "pusher", "allow-origin", "*"));
   self->max_ws_subs = CLAMP (
       jw_config_get_int (cfg, "pusher", "max-subscriptions", 100), 1, 10000);
-  if (self->allow_origin[0] != '\0')
-    self->extra_headers = g_strdup_printf ("Access-Control-Allow-Origin: "
-                                           "%s\r\n",
-                                           self->allow_origin);
-  head = jw_sse_response_head (self->extra_headers);
+  if (jw_config_get_string (cfg, "pusher", "allow-origin", NULL) != NULL)
+    g_warning ("[pusher] allow-origin is no longer read; "
+               "use allow-origins (a comma-separated list)");
+  own_url = own_origin (listen_socket);
+  self->origins = jw_origins_new (
+      jw_config_get_string (cfg, "pusher", "allow-origins", NULL), own_url,
+      error);
+  if (self->origins == NULL)
+    return NULL;
+  self->web_root = g_strdup (jw_config_get_string (cfg, "pusher", "web-root",
+                                                   jw_static_default_root ()));
+  g_info ("cors allow-origins=%s web-root=%s",
+          jw_origins_describe (self->origins), self->web_root);
+  head = jw_sse_response_head ("Vary: Origin\r\n");
   self->sse_head = g_bytes_new (head, strlen (head));
   self->polls = g_hash_table_new (NULL, NULL);
+  self->multis = g_hash_table_new (NULL, NULL);
 
   limits.keepalive_s =
       CLAMP (jw_config_get_int (cfg, "pusher", "keepalive-s", 15), 1, 3600);
@@ -1060,6 +1714,8 @@ jw_pusher_new (JwConfig *cfg, GSocket *listen_socket, GError **error)
              G_MAXINT32);
   limits.max_message = WS_MAX_MESSAGE;
   limits.close_s = 5;
+  limits.slow_s =
+      CLAMP (jw_config_get_int (cfg, "pusher", "slow-s", 30), 0, 3600);
   if (!jw_conns_start (&limits, &callbacks, self, error))
     return NULL;
   the_pusher = self;
@@ -1082,7 +1738,10 @@ jw_pusher_new (JwConfig *cfg, GSocket *listen_socket, GError **error)
   self->tick_source = g_timeout_add_seconds (1, on_tick, self);
 
   self->server = soup_server_new ("server-header", "jobwire-pusher ", NULL);
+  soup_server_add_early_handler (self->server, NULL, early_options, self, NULL);
   soup_server_add_handler (self->server, NULL, handle_default, self, NULL);
+  soup_server_add_handler (self->server, "/events", handle_multi, self, NULL);
+  soup_server_add_handler (self->server, "/poll", handle_multi, self, NULL);
   soup_server_add_handler (self->server, "/healthz", handle_healthz, self,
                            NULL);
   soup_server_add_handler (self->server, "/ws", handle_ws, self, NULL);
@@ -1091,6 +1750,14 @@ jw_pusher_new (JwConfig *cfg, GSocket *listen_socket, GError **error)
     return NULL;
   g_info ("pusher started events=%s queries=%s", events_ep, queries_ep);
   return g_steal_pointer (&self);
+}
+
+gboolean
+jw_pusher_broker_connected (JwPusher *self)
+{
+  return self->last_hb != 0
+         && g_get_monotonic_time () - self->last_hb
+                < HEALTH_HB_S * G_USEC_PER_SEC;
 }
 
 char *
@@ -1142,9 +1809,10 @@ jw_pusher_free (JwPusher *self)
   zsock_destroy (&self->sub);
   zsock_destroy (&self->dealer);
   g_clear_pointer (&self->polls, g_hash_table_unref);
+  g_clear_pointer (&self->multis, g_hash_table_unref);
   g_clear_pointer (&self->sse_head, g_bytes_unref);
   g_free (self->epoch);
-  g_free (self->allow_origin);
-  g_free (self->extra_headers);
+  g_clear_pointer (&self->origins, jw_origins_free);
+  g_free (self->web_root);
   g_free (self);
 }

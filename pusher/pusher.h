@@ -16,6 +16,8 @@ typedef struct _JwPusher JwPusher;
 JwPusher *jw_pusher_new (JwConfig *cfg, GSocket *listen_socket, GError **error);
 /* The URL the pusher listens on. */
 char *jw_pusher_url (JwPusher *self);
+/* TRUE while the broker's heartbeats arrive, as /healthz reports. */
+gboolean jw_pusher_broker_connected (JwPusher *self);
 void jw_pusher_free (JwPusher *self);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (JwPusher, jw_pusher_free)
