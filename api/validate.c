@@ -6,6 +6,7 @@
 
 #include "jw-id.h"
 #include "jw-json.h"
+#include "jw-params.h"
 #include "jw-util.h"
 
 G_DEFINE_QUARK (jw - api - error - quark, jw_api_error)
@@ -31,6 +32,7 @@ static const struct
   [JW_API_ERROR_UNSUPPORTED_MEDIA_TYPE] = { "unsupported_media_type", 415 },
   [JW_API_ERROR_UNKNOWN_TYPE] = { "unknown_type", 422 },
   [JW_API_ERROR_INVALID_PARAMS] = { "invalid_params", 422 },
+  [JW_API_ERROR_IDEMPOTENCY_KEY_REUSED] = { "idempotency_key_reused", 422 },
   [JW_API_ERROR_INTERNAL] = { "internal_error", 500 },
   [JW_API_ERROR_BROKER] = { "broker_error", 502 },
   [JW_API_ERROR_BROKER_UNAVAILABLE] = { "broker_unavailable", 503 },
@@ -225,7 +227,14 @@ jw_validate_job_request (const char *body, gsize len, guint max_depth,
       return FALSE;
     }
   type = json_node_get_string (type_node);
-  if (types == NULL || !g_strv_contains (types, type))
+  if (!jw_type_name_valid (type))
+    {
+      g_set_error (error, JW_API_ERROR, JW_API_ERROR_UNKNOWN_TYPE,
+                   "type must be a job type name: 1 to 64 letters, digits, "
+                   "'_', '-' or '.'");
+      return FALSE;
+    }
+  if (types != NULL && !g_strv_contains (types, type))
     {
       g_autofree char *known =
           types ? g_strjoinv (", ", (char **)types) : g_strdup ("");
@@ -249,7 +258,7 @@ jw_validate_job_request (const char *body, gsize len, guint max_depth,
     }
 
   params = json_node_get_object (params_node);
-  if (!jw_validate_params (type, params, error))
+  if (types != NULL && !jw_validate_params (type, params, error))
     {
       json_node_unref (params_node);
       return FALSE;

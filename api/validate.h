@@ -30,6 +30,7 @@ typedef enum
   JW_API_ERROR_UNSUPPORTED_MEDIA_TYPE,  /* 415 unsupported_media_type */
   JW_API_ERROR_UNKNOWN_TYPE,            /* 422 unknown_type */
   JW_API_ERROR_INVALID_PARAMS,          /* 422 invalid_params */
+  JW_API_ERROR_IDEMPOTENCY_KEY_REUSED,  /* 422 idempotency_key_reused */
   JW_API_ERROR_INTERNAL,                /* 500 internal_error */
   JW_API_ERROR_BROKER,                  /* 502 broker_error */
   JW_API_ERROR_BROKER_UNAVAILABLE,      /* 503 broker_unavailable */
@@ -48,9 +49,11 @@ gboolean jw_validate_body_length (gboolean chunked, goffset length,
                                   gsize max_body, GError **error);
 
 /* A whole POST /jobs body: strict JSON at most max_depth deep, an object,
- * `type` among types (a NULL-terminated list), `params` an object whose
- * members fit the type. On success sets *type_out (new string) and
- * *params_out (a new node, {} when absent). */
+ * `type` a type name among types (a NULL-terminated list), `params` an
+ * object whose members fit the type. types NULL leaves the type and the
+ * params to the caller (the api checks them against the types the broker
+ * knows). On success sets *type_out (new string) and *params_out (a new
+ * node, {} when absent). */
 gboolean jw_validate_job_request (const char *body, gsize len, guint max_depth,
                                   const char *const *types, char **type_out,
                                   JsonNode **params_out, GError **error);

@@ -93,11 +93,11 @@ checksum_free (JwJobRun *run)
 }
 
 static JwJobRun *
-checksum_start (JsonObject *params, const JwEmitter *emitter,
+checksum_start (const JwJobInfo *job, const JwEmitter *emitter,
                 gpointer type_data, GError **error)
 {
   const char *root = type_data;
-  const char *rel = jw_json_get_string (params, "path");
+  const char *rel = jw_json_get_string (job->params, "path");
   g_autofree char *path = NULL;
   JwJobRun *run;
   struct stat st;

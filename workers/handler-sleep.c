@@ -101,12 +101,12 @@ invalid:
 }
 
 static JwJobRun *
-sleep_start (JsonObject *params, const JwEmitter *emitter, gpointer type_data,
-             GError **error)
+sleep_start (const JwJobInfo *job, const JwEmitter *emitter,
+             gpointer type_data, GError **error)
 {
   g_autofree JwJobRun *run = g_new0 (JwJobRun, 1);
 
-  if (!read_params (params, run, error))
+  if (!read_params (job->params, run, error))
     return NULL;
   run->emitter = *emitter;
   run->started_us = g_get_monotonic_time ();

@@ -14,6 +14,7 @@ jw_handler_error_code (const GError *error)
     [JW_HANDLER_ERROR_FILE_NOT_FOUND] = "file_not_found",
     [JW_HANDLER_ERROR_NOT_A_FILE] = "not_a_file",
     [JW_HANDLER_ERROR_IO] = "io_error",
+    [JW_HANDLER_ERROR_SPAWN] = "spawn_failed",
   };
 
   if (error->domain != JW_HANDLER_ERROR || error->code < 0

@@ -19,21 +19,35 @@ typedef enum
   JW_HANDLER_ERROR_FILE_NOT_FOUND,
   JW_HANDLER_ERROR_NOT_A_FILE,
   JW_HANDLER_ERROR_IO,
+  JW_HANDLER_ERROR_SPAWN,
 } JwHandlerError;
 
 const char *jw_handler_error_code (const GError *error);
 
 /* How a running handler reports. progress may be called any number of
- * times; then exactly one of succeeded (result consumed) or failed; after
- * that the handler calls nothing and the worker frees it. */
+ * times; then exactly one of succeeded (result consumed), failed or
+ * failed_with; after that the handler calls nothing and the worker frees
+ * it. failed_with sends the error object {code, message} with the members
+ * of extra (may be NULL) added, e.g. exit_code. */
 typedef struct
 {
   void (*progress) (gpointer ctx, double done, double total, double percent,
                     const char *message);
   void (*succeeded) (gpointer ctx, JsonNode *result);
   void (*failed) (gpointer ctx, const GError *error);
+  void (*failed_with) (gpointer ctx, const char *code, const char *message,
+                       JsonObject *extra);
   gpointer ctx;
 } JwEmitter;
+
+/* The job a handler is started for; borrowed for the call of start. */
+typedef struct
+{
+  const char *id;
+  const char *type;
+  gint64 attempt;
+  JsonObject *params;
+} JwJobInfo;
 
 typedef struct _JwJobRun JwJobRun;
 
@@ -45,7 +59,7 @@ typedef struct _JwJobRun JwJobRun;
 typedef struct
 {
   const char *type;
-  JwJobRun *(*start) (JsonObject *params, const JwEmitter *emitter,
+  JwJobRun *(*start) (const JwJobInfo *job, const JwEmitter *emitter,
                       gpointer type_data, GError **error);
   void (*cancel) (JwJobRun *run);
   void (*free) (JwJobRun *run);
@@ -54,5 +68,7 @@ typedef struct
 extern const JwHandlerType jw_handler_sleep;
 /* type_data of the checksum handler: the root directory (a char *). */
 extern const JwHandlerType jw_handler_checksum;
+/* type_data of the command handler: a JwCommandType (handler-command.h). */
+extern const JwHandlerType jw_handler_command;
 
 G_END_DECLS
