@@ -145,6 +145,8 @@ void broker_flush (JwBroker *self);
 void broker_requeue_running_on_start (JwBroker *self, ActiveJob *aj);
 
 /* types.c */
+/* Loads the types recorded in the ledger, at start. */
+gboolean broker_types_load (JwBroker *self, GError **error);
 /* Records a type a worker announced: its description object (the hello
  * element), or NULL for a bare name. */
 void broker_types_announce (JwBroker *self, const char *name,

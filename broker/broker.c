@@ -98,7 +98,7 @@ jw_broker_new (JwConfig *config, JwLedger *ledger, GError **error)
                                &ep_queries, error);
   if (self->queries == NULL)
     return NULL;
-  if (!broker_durable_init (self, error))
+  if (!broker_types_load (self, error) || !broker_durable_init (self, error))
     return NULL;
 
   self->source_ids[0] = jw_zsource_add (self->commands, on_command, self);

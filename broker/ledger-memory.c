@@ -14,6 +14,7 @@ typedef struct
   JwLedger parent;
   GTree *records;   /* id (owned copy) → Record */
   GHashTable *keys; /* idempotency key → job id, both owned */
+  GHashTable *types; /* job type name → description (JsonNode), owned */
 } MemoryLedger;
 
 static void
@@ -241,6 +242,32 @@ memory_expire (JwLedger *ledger, gint64 finished_before_ms, guint limit,
   return (gint)doomed->len;
 }
 
+static gboolean
+memory_save_type (JwLedger *ledger, const char *name, JsonNode *description,
+                  GError **error)
+{
+  MemoryLedger *self = (MemoryLedger *)ledger;
+
+  g_hash_table_replace (self->types, g_strdup (name),
+                        json_node_copy (description));
+  return TRUE;
+}
+
+static GHashTable *
+memory_load_types (JwLedger *ledger, GError **error)
+{
+  MemoryLedger *self = (MemoryLedger *)ledger;
+  GHashTable *types = g_hash_table_new_full (
+      g_str_hash, g_str_equal, g_free, (GDestroyNotify)json_node_unref);
+  GHashTableIter iter;
+  gpointer name, description;
+
+  g_hash_table_iter_init (&iter, self->types);
+  while (g_hash_table_iter_next (&iter, &name, &description))
+    g_hash_table_insert (types, g_strdup (name), json_node_copy (description));
+  return types;
+}
+
 static guint
 memory_pending (JwLedger *ledger)
 {
@@ -260,6 +287,7 @@ memory_free (JwLedger *ledger)
 
   g_tree_destroy (self->records);
   g_hash_table_unref (self->keys);
+  g_hash_table_unref (self->types);
   g_free (self);
 }
 
@@ -274,6 +302,8 @@ static const JwLedgerVTable memory_vtable = {
   .lookup_key = memory_lookup_key,
   .unfinished = memory_unfinished,
   .expire = memory_expire,
+  .save_type = memory_save_type,
+  .load_types = memory_load_types,
   .pending = memory_pending,
   .flush = memory_flush,
   .free = memory_free,
@@ -287,5 +317,7 @@ jw_ledger_memory_new (void)
   self->parent.vtable = &memory_vtable;
   self->records = g_tree_new_full (compare_ids, NULL, g_free, record_free);
   self->keys = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  self->types = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                       (GDestroyNotify)json_node_unref);
   return &self->parent;
 }

@@ -13,7 +13,8 @@
 
 #include "jw-json.h"
 
-#define SCHEMA_VERSION 1
+/* 2 added the types table; a version 1 file gains it when opened. */
+#define SCHEMA_VERSION 2
 /* JSON read back from the file was written by this broker; the bound only
  * keeps a damaged file from exhausting the stack. */
 #define MAX_DEPTH 256
@@ -43,7 +44,11 @@ static const char schema[] =
     " seq INTEGER NOT NULL,"
     " type TEXT NOT NULL,"
     " json BLOB NOT NULL,"
-    " PRIMARY KEY (job, seq)) WITHOUT ROWID;";
+    " PRIMARY KEY (job, seq)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS types ("
+    " name TEXT PRIMARY KEY,"
+    " description TEXT NOT NULL,"
+    " updated_ms INTEGER NOT NULL) WITHOUT ROWID;";
 
 #define JOB_COLUMNS                                                            \
   "id, type, params, state, attempt, progress, result, error, created_ms, "    \
@@ -69,6 +74,8 @@ enum
   ST_EXPIRED,
   ST_DELETE_EVENTS,
   ST_DELETE_JOB,
+  ST_SAVE_TYPE,
+  ST_LOAD_TYPES,
   N_STATEMENTS
 };
 
@@ -107,6 +114,9 @@ static const char *const statement_sql[N_STATEMENTS] = {
                  "'cancelled') ORDER BY finished_ms LIMIT ?2",
   [ST_DELETE_EVENTS] = "DELETE FROM events WHERE job = ?1",
   [ST_DELETE_JOB] = "DELETE FROM jobs WHERE id = ?1",
+  [ST_SAVE_TYPE] = "INSERT OR REPLACE INTO types (name, description, "
+                   "updated_ms) VALUES (?1, ?2, ?3)",
+  [ST_LOAD_TYPES] = "SELECT name, description FROM types ORDER BY name",
 };
 
 typedef struct
@@ -521,6 +531,56 @@ sqlite_expire (JwLedger *ledger, gint64 finished_before_ms, guint limit,
   return (gint)ids->len;
 }
 
+static gboolean
+sqlite_save_type (JwLedger *ledger, const char *name, JsonNode *description,
+                  GError **error)
+{
+  SqliteLedger *self = (SqliteLedger *)ledger;
+  sqlite3_stmt *st = self->st[ST_SAVE_TYPE];
+
+  if (!begin (self, error))
+    return FALSE;
+  sqlite3_bind_text (st, 1, name, -1, SQLITE_TRANSIENT);
+  bind_json (st, 2, description);
+  sqlite3_bind_int64 (st, 3, jw_now_ms ());
+  if (!step_done (self, st, "save type", error))
+    return FALSE;
+  self->pending++;
+  return TRUE;
+}
+
+static GHashTable *
+sqlite_load_types (JwLedger *ledger, GError **error)
+{
+  SqliteLedger *self = (SqliteLedger *)ledger;
+  sqlite3_stmt *st = self->st[ST_LOAD_TYPES];
+  g_autoptr (GHashTable) types = g_hash_table_new_full (
+      g_str_hash, g_str_equal, g_free, (GDestroyNotify)json_node_unref);
+  int rc;
+
+  while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+    {
+      const char *name = (const char *)sqlite3_column_text (st, 0);
+      JsonNode *description = column_json (st, 1);
+
+      /* A damaged row is skipped: a worker's next hello records it again. */
+      if (name == NULL || description == NULL
+          || !JSON_NODE_HOLDS_OBJECT (description))
+        {
+          g_clear_pointer (&description, json_node_unref);
+          continue;
+        }
+      g_hash_table_replace (types, g_strdup (name), description);
+    }
+  sqlite3_reset (st);
+  if (rc != SQLITE_DONE)
+    {
+      set_db_error (self, error, "reading types");
+      return NULL;
+    }
+  return g_steal_pointer (&types);
+}
+
 static guint
 sqlite_pending (JwLedger *ledger)
 {
@@ -572,6 +632,8 @@ static const JwLedgerVTable sqlite_vtable = {
   .lookup_key = sqlite_lookup_key,
   .unfinished = sqlite_unfinished,
   .expire = sqlite_expire,
+  .save_type = sqlite_save_type,
+  .load_types = sqlite_load_types,
   .pending = sqlite_pending,
   .flush = sqlite_flush,
   .free = sqlite_free,
@@ -600,6 +662,7 @@ static gboolean
 prepare_file (SqliteLedger *self, JwLedgerSync sync, GError **error)
 {
   g_autofree char *pragmas = NULL;
+  g_autofree char *set_version = NULL;
   sqlite3_stmt *st = NULL;
   gint64 version = 0;
 
@@ -628,8 +691,10 @@ prepare_file (SqliteLedger *self, JwLedgerSync sync, GError **error)
       return FALSE;
     }
 
+  set_version = g_strdup_printf ("PRAGMA user_version = %d; COMMIT",
+                                 SCHEMA_VERSION);
   if (!exec (self, "BEGIN IMMEDIATE", error) || !exec (self, schema, error)
-      || !exec (self, "PRAGMA user_version = 1; COMMIT", error))
+      || !exec (self, set_version, error))
     return FALSE;
   return TRUE;
 }

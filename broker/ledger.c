@@ -221,6 +221,22 @@ jw_ledger_expire (JwLedger *self, gint64 finished_before_ms, guint limit,
   return self->vtable->expire (self, finished_before_ms, limit, error);
 }
 
+gboolean
+jw_ledger_save_type (JwLedger *self, const char *name, JsonNode *description,
+                     GError **error)
+{
+  g_return_val_if_fail (self != NULL && name != NULL, FALSE);
+  g_return_val_if_fail (description != NULL, FALSE);
+  return self->vtable->save_type (self, name, description, error);
+}
+
+GHashTable *
+jw_ledger_load_types (JwLedger *self, GError **error)
+{
+  g_return_val_if_fail (self != NULL, NULL);
+  return self->vtable->load_types (self, error);
+}
+
 guint
 jw_ledger_pending (JwLedger *self)
 {

@@ -1,6 +1,6 @@
-/* ledger: the broker's record of every job and of each job's events, behind
- * one small interface that the in-memory store implements and a persistent
- * store can implement too. */
+/* ledger: the broker's record of every job, of each job's events and of
+ * the job types workers announced, behind one small interface that the
+ * in-memory store implements and a persistent store can implement too. */
 #pragma once
 
 #include <json-glib/json-glib.h>
@@ -85,6 +85,9 @@ typedef struct
   GPtrArray *(*unfinished) (JwLedger *self, GError **error);
   gint (*expire) (JwLedger *self, gint64 finished_before_ms, guint limit,
                   GError **error);
+  gboolean (*save_type) (JwLedger *self, const char *name,
+                         JsonNode *description, GError **error);
+  GHashTable *(*load_types) (JwLedger *self, GError **error);
   guint (*pending) (JwLedger *self);
   gboolean (*flush) (JwLedger *self, GError **error);
   void (*free) (JwLedger *self);
@@ -127,9 +130,16 @@ GPtrArray *jw_ledger_unfinished (JwLedger *self, GError **error);
  * their events. Returns how many went, -1 on failure. */
 gint jw_ledger_expire (JwLedger *self, gint64 finished_before_ms, guint limit,
                        GError **error);
-/* How many writes (put, update, append, expire) wait for a flush: a store
- * may keep them in an open transaction, where they are visible to this
- * process but lost in a crash. */
+/* Records the description object of the job type name, replacing the one
+ * recorded before: the broker's list of announced types outlives it. */
+gboolean jw_ledger_save_type (JwLedger *self, const char *name,
+                              JsonNode *description, GError **error);
+/* Every recorded job type: a table of name → description (JsonNode),
+ * owned by the caller; NULL on failure. */
+GHashTable *jw_ledger_load_types (JwLedger *self, GError **error);
+/* How many writes (put, update, append, expire, save_type) wait for a
+ * flush: a store may keep them in an open transaction, where they are
+ * visible to this process but lost in a crash. */
 guint jw_ledger_pending (JwLedger *self);
 /* Makes every pending write durable (to the degree the store's settings
  * promise). On failure the pending writes are lost. */

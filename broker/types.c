@@ -1,13 +1,13 @@
 /* types: the job types workers have announced, with their descriptions,
- * for the `types` query. The union of every type ever announced since the
- * broker started: a type stays known when its last worker leaves, so that
- * jobs of it can still be submitted and wait for a worker.
+ * for the `types` query. The union of every type ever announced: a type
+ * stays known when its last worker leaves, so that jobs of it can still be
+ * submitted and wait for a worker.
  *
- * Kept in memory only: after a broker restart the list starts empty and
- * fills again as the workers say hello to the new epoch (within about a
- * heartbeat). The ledger interface has no place for it yet; a persistent
- * store should keep it so that the api can accept a type while its workers
- * are away across a broker restart. */
+ * Each new or changed description is recorded in the ledger, in the same
+ * batch as the jobs, and the broker loads them all when it starts: with
+ * the SQLite store the api accepts a type across a broker restart while
+ * none of its workers is connected. The memory store forgets them with
+ * everything else. */
 #include "broker-private.h"
 
 #include <stdlib.h>
@@ -66,11 +66,62 @@ canonical (const char *name, JsonObject *announced)
   return obj;
 }
 
+static gboolean
+same_description (JsonObject *a, JsonObject *b)
+{
+  g_autoptr (JsonNode) na = json_node_init_object (json_node_alloc (), a);
+  g_autoptr (JsonNode) nb = json_node_init_object (json_node_alloc (), b);
+
+  return json_node_equal (na, nb);
+}
+
+/* Records desc in the ledger. A failure leaves the type known until the
+ * broker stops. */
+static void
+save (JwBroker *self, const char *name, JsonObject *desc)
+{
+  g_autoptr (JsonNode) node = json_node_init_object (json_node_alloc (), desc);
+  g_autoptr (GError) error = NULL;
+
+  if (!jw_ledger_save_type (self->ledger, name, node, &error))
+    g_warning ("type not recorded in the ledger type=%s error=%s", name,
+               error->message);
+}
+
+gboolean
+broker_types_load (JwBroker *self, GError **error)
+{
+  GHashTable *known = table (self);
+  g_autoptr (GHashTable) stored = jw_ledger_load_types (self->ledger, error);
+  GHashTableIter iter;
+  gpointer name, desc;
+
+  if (stored == NULL)
+    return FALSE;
+  g_hash_table_iter_init (&iter, stored);
+  while (g_hash_table_iter_next (&iter, &name, &desc))
+    {
+      if (g_hash_table_size (known) >= MAX_KNOWN_TYPES)
+        {
+          g_warning ("ledger types not loaded: already %d types known",
+                     MAX_KNOWN_TYPES);
+          break;
+        }
+      /* Checked again as if announced: the file may be older or damaged. */
+      g_hash_table_replace (known, g_strdup (name),
+                            canonical (name, jw_json_node_object (desc)));
+    }
+  if (g_hash_table_size (known) > 0)
+    g_info ("ledger loaded types=%u", g_hash_table_size (known));
+  return TRUE;
+}
+
 void
 broker_types_announce (JwBroker *self, const char *name, JsonObject *announced)
 {
   GHashTable *known = table (self);
   JsonObject *old = g_hash_table_lookup (known, name);
+  JsonObject *desc;
 
   /* A bare name keeps what an earlier worker described. */
   if (old != NULL && announced == NULL)
@@ -81,9 +132,17 @@ broker_types_announce (JwBroker *self, const char *name, JsonObject *announced)
                  MAX_KNOWN_TYPES);
       return;
     }
+  desc = canonical (name, announced);
+  /* Every hello repeats its types: write only what changed. */
+  if (old != NULL && same_description (old, desc))
+    {
+      json_object_unref (desc);
+      return;
+    }
   if (old == NULL)
     g_info ("new job type type=%s", name);
-  g_hash_table_replace (known, g_strdup (name), canonical (name, announced));
+  save (self, name, desc);
+  g_hash_table_replace (known, g_strdup (name), desc);
 }
 
 static guint

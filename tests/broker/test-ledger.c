@@ -1,6 +1,6 @@
 /* The ledger stores, each through the same cases: put and get, listing
  * order, filter and cursor, the contiguous seq of appended events, lookup
- * by idempotency key, unfinished jobs and retention. The SQLite store also
+ * by idempotency key, unfinished jobs, retention and job types. The SQLite store also
  * keeps what was flushed across a reopen and a crash, and loses what was
  * not. */
 #include "ledger.h"
@@ -476,6 +476,79 @@ test_expire (Fixture *fx, gconstpointer data)
   g_assert_cmpint (((JwJob *)left->pdata[0])->state, ==, JW_STATE_QUEUED);
 }
 
+static int
+by_name (gconstpointer a, gconstpointer b, gpointer user_data)
+{
+  return strcmp (*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The types a store recorded, as "name=description" lines sorted by name,
+ * each description compact JSON. */
+static char *
+types_text (JwLedger *ledger)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (GHashTable) types = jw_ledger_load_types (ledger, &error);
+  g_autofree const char **names = NULL;
+  g_autoptr (GString) text = g_string_new (NULL);
+  guint n;
+
+  g_assert_no_error (error);
+  g_assert_nonnull (types);
+  names = (const char **)g_hash_table_get_keys_as_array (types, &n);
+  g_qsort_with_data (names, n, sizeof *names, by_name, NULL);
+  for (guint i = 0; i < n; i++)
+    {
+      g_autofree char *json =
+          json_to_string (g_hash_table_lookup (types, names[i]), FALSE);
+
+      g_string_append_printf (text, "%s=%s\n", names[i], json);
+    }
+  return g_string_free (g_steal_pointer (&text), FALSE);
+}
+
+/* Announced types: saved, replaced by name, loaded whole; the SQLite
+ * store keeps the flushed ones across a reopen. */
+static void
+test_types (Fixture *fx, gconstpointer data)
+{
+  g_autoptr (GError) error = NULL;
+  g_autoptr (JsonNode) resize = parse (
+      "{\"name\":\"resize\",\"description\":\"scales\",\"params\":"
+      "[{\"name\":\"path\",\"type\":\"string\",\"required\":true}]}");
+  g_autoptr (JsonNode) resize2 =
+      parse ("{\"name\":\"resize\",\"description\":\"scales h\u00e9\"}");
+  g_autoptr (JsonNode) bare = parse ("{\"name\":\"echo\"}");
+  g_autofree char *before = NULL, *after = NULL;
+  const char *expected =
+      "echo={\"name\":\"echo\"}\n"
+      "resize={\"name\":\"resize\",\"description\":\"scales h\u00e9\"}\n";
+
+  before = types_text (fx->ledger);
+  g_assert_cmpstr (before, ==, "");
+
+  g_assert_true (jw_ledger_save_type (fx->ledger, "resize", resize, &error));
+  g_assert_no_error (error);
+  g_assert_true (jw_ledger_save_type (fx->ledger, "echo", bare, &error));
+  g_assert_true (jw_ledger_save_type (fx->ledger, "resize", resize2, &error));
+  g_assert_no_error (error);
+  g_clear_pointer (&before, g_free);
+  before = types_text (fx->ledger);
+  g_assert_cmpstr (before, ==, expected);
+
+  if (!is_sqlite (data))
+    return;
+
+  /* The saves wait in the batch like any other write. */
+  g_assert_cmpuint (jw_ledger_pending (fx->ledger), ==, 3);
+  g_assert_true (jw_ledger_flush (fx->ledger, &error));
+  g_assert_no_error (error);
+  g_clear_pointer (&fx->ledger, jw_ledger_free);
+  fx->ledger = open_sqlite (fx);
+  after = types_text (fx->ledger);
+  g_assert_cmpstr (after, ==, expected);
+}
+
 /* Only the SQLite store: a reopen finds everything, seq included. */
 static void
 test_reopen (Fixture *fx, gconstpointer data)
@@ -594,6 +667,7 @@ main (int argc, char **argv)
       ADD ("lookup-key", test_lookup_key);
       ADD ("unfinished", test_unfinished);
       ADD ("expire", test_expire);
+      ADD ("types", test_types);
       if (is_sqlite (stores[i]))
         {
           ADD ("reopen", test_reopen);

@@ -1,6 +1,7 @@
 /* End-to-end job types from configuration: commands run by the worker in
- * their own process group, the types the api accepts and their params,
- * and a worker written in Python beside the C workers. */
+ * their own process group, the types the api accepts and their params
+ * (also across a broker restart), and a worker written in Python beside
+ * the C workers. */
 
 #include <errno.h>
 #include <signal.h>
@@ -344,6 +345,95 @@ test_params_checked (void)
   g_assert_true (found);
 }
 
+/* The element of GET /types named name, or NULL; borrowed from r. */
+static JsonObject *
+find_type (JwReply *r, const char *name)
+{
+  JsonArray *list = jw_json_get_array (jw_reply_object (r), "types");
+
+  g_assert_nonnull (list);
+  for (guint i = 0; i < json_array_get_length (list); i++)
+    {
+      JsonObject *t = jw_json_node_object (json_array_get_element (list, i));
+
+      if (g_str_equal (jw_str (t, "name"), name))
+        return t;
+    }
+  return NULL;
+}
+
+/* GET /types until it answers 200 (the broker may be coming back). */
+static JwReply *
+get_types (JwTestEnv *env, guint timeout_ms)
+{
+  gint64 deadline = jw_deadline (timeout_ms);
+
+  for (;;)
+    {
+      JwReply *r = jw_api_get (env, "/types");
+
+      if (r->status == 200 || g_get_monotonic_time () > deadline)
+        {
+          g_assert_cmpuint (r->status, ==, 200);
+          return r;
+        }
+      jw_reply_free (r);
+      g_usleep (50 * G_TIME_SPAN_MILLISECOND);
+    }
+}
+
+/* A type announced once stays accepted across a broker crash, with no
+ * worker of it connected: its description is in the ledger. */
+static void
+test_types_survive_restart (void)
+{
+  g_autoptr (JwTestEnv) env = start_env (1);
+  JwDaemon *w1 = g_ptr_array_index (env->workers, 0);
+  g_autoptr (JwReply) before = get_types (env, 10000);
+  g_autoptr (JwReply) after = NULL;
+  g_autoptr (JsonNode) ping = NULL;
+  g_autoptr (JsonNode) snap = NULL;
+  g_autofree char *id = NULL;
+  JsonObject *t;
+
+  t = find_type (before, "progress");
+  g_assert_nonnull (t);
+  g_assert_cmpint (jw_int (t, "workers"), ==, 1);
+
+  /* No worker left, then the broker dies without a chance to clean up. */
+  g_assert_cmpint (jw_daemon_stop (w1, 15000), ==, 0);
+  jw_daemon_kill (env->broker);
+  jw_daemon_start (env, env->broker);
+  ping = jw_broker_ping (env, 20000);
+  g_assert_nonnull (ping);
+  g_assert_cmpint (jw_int (jw_json_node_object (ping), "workers"), ==, 0);
+
+  /* Listed, described, served by nobody. */
+  after = get_types (env, 10000);
+  t = find_type (after, "progress");
+  g_assert_nonnull (t);
+  g_assert_cmpint (jw_int (t, "workers"), ==, 0);
+  g_assert_cmpstr (jw_str (t, "description"), ==, "four steps, then an echo");
+  g_assert_cmpuint (json_array_get_length (jw_json_get_array (t, "params")),
+                    ==, 2);
+
+  /* The api checks params against the recorded description, and queues
+   * a good job for a worker to come. */
+  expect_refused (env, "{\"type\":\"progress\",\"params\":{}}",
+                  "invalid_params", "params.name");
+  expect_refused (env, "{\"type\":\"resize\"}", "unknown_type", "resize");
+  id = jw_submit (env,
+                  "{\"type\":\"progress\",\"params\":{\"name\":\"late\"}}");
+  snap = jw_get_job (env, id);
+  g_assert_cmpstr (jw_job_state (snap), ==, "queued");
+  g_clear_pointer (&snap, json_node_unref);
+
+  jw_daemon_start (env, w1);
+  snap = jw_wait_job (env, id, NULL, 30000);
+  g_assert_nonnull (snap);
+  g_assert_cmpstr (jw_job_state (snap), ==, "succeeded");
+}
+
 /* Debian's python3, which has python3-zmq, before any other in PATH. */
 static const char *
 python (void)
@@ -459,5 +549,7 @@ main (int argc, char **argv)
   g_test_add_func ("/types/command/exit-status", test_command_exit_status);
   g_test_add_func ("/types/params/checked-by-api", test_params_checked);
   g_test_add_func ("/types/python-worker", test_python_worker);
+  g_test_add_func ("/types/survive-broker-restart",
+                   test_types_survive_restart);
   return g_test_run ();
 }
