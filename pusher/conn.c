@@ -263,6 +263,7 @@ static void
 too_slow (JwConn *self)
 {
   static const char comment[] = ": disconnected: too slow\n\n";
+  Chunk *c;
 
   g_info ("slow client disconnected fd=%d queued=%" G_GSIZE_FORMAT
           " coalesced=%u",
@@ -279,19 +280,17 @@ too_slow (JwConn *self)
       g_bytes_unref (tail->bytes);
       g_free (g_queue_pop_tail (&self->out));
     }
+  /* The reason goes in past the backlog bound: queueing it through
+   * queue_chunk could find the queue full again and come back here. */
+  c = g_new0 (Chunk, 1);
   if (self->kind == JW_CONN_SSE)
-    {
-      g_autoptr (GBytes) bytes =
-          g_bytes_new_static (comment, sizeof comment - 1);
-      Chunk *c = g_new0 (Chunk, 1);
-
-      c->bytes = g_steal_pointer (&bytes);
-      g_queue_push_tail (&self->out, c);
-      self->out_bytes += sizeof comment - 1;
-      jw_conn_end (self);
-      return;
-    }
-  jw_conn_ws_close (self, JW_WS_CLOSE_POLICY_VIOLATION, "too slow");
+    c->bytes = g_bytes_new_static (comment, sizeof comment - 1);
+  else
+    c->bytes = jw_ws_close_frame_new (JW_WS_CLOSE_POLICY_VIOLATION,
+                                      "too slow");
+  self->out_bytes += g_bytes_get_size (c->bytes);
+  g_queue_push_tail (&self->out, c);
+  jw_conn_end (self);
 }
 
 static void

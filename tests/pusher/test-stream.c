@@ -10,6 +10,7 @@
 #include <glib/gstdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 
 #define JOB_A "01aaaaaaaaaaaaaaaaaaaaaaaa"
 #define JOB_B "01bbbbbbbbbbbbbbbbbbbbbbbb"
@@ -408,16 +409,31 @@ client_start_reading (Client *c)
   g_source_unref (c->source);
 }
 
+/* rcvbuf: when not 0, the socket's receive buffer in bytes, set before it
+ * connects so that the window it offers stays small: a client that stops
+ * reading then holds little in its own buffer (the pusher's send buffer
+ * still takes a few MB on loopback before its backlog builds). */
 static Client *
-client_new_full (Fixture *f, const char *request, gboolean read)
+client_new_sized (Fixture *f, const char *request, gboolean read, int rcvbuf)
 {
-  g_autoptr (GSocketClient) sc = g_socket_client_new ();
   g_autoptr (GError) error = NULL;
+  g_autoptr (GInetAddress) ia =
+      g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  g_autoptr (GSocketAddress) addr = g_inet_socket_address_new (ia, f->port);
+  g_autoptr (GSocket) sock = NULL;
   Client *c = g_new0 (Client, 1);
 
-  c->conn =
-      g_socket_client_connect_to_host (sc, "127.0.0.1", f->port, NULL, &error);
+  sock = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+                       G_SOCKET_PROTOCOL_TCP, &error);
   g_assert_no_error (error);
+  if (rcvbuf > 0)
+    {
+      g_socket_set_option (sock, SOL_SOCKET, SO_RCVBUF, rcvbuf, &error);
+      g_assert_no_error (error);
+    }
+  g_socket_connect (sock, addr, NULL, &error);
+  g_assert_no_error (error);
+  c->conn = g_socket_connection_factory_create_connection (sock);
   c->sock = g_socket_connection_get_socket (c->conn);
   c->buf = g_string_new (NULL);
   g_socket_send (c->sock, request, strlen (request), NULL, &error);
@@ -426,6 +442,18 @@ client_new_full (Fixture *f, const char *request, gboolean read)
   if (read)
     client_start_reading (c);
   return c;
+}
+
+static Client *
+client_new_full (Fixture *f, const char *request, gboolean read)
+{
+  return client_new_sized (f, request, read, 0);
+}
+
+static void
+client_stop_reading (Client *c)
+{
+  g_clear_pointer (&c->source, g_source_destroy);
 }
 
 static Client *
@@ -909,14 +937,19 @@ ws_send (Client *c, const char *text)
   g_socket_set_blocking (c->sock, FALSE);
 }
 
+/* A WebSocket client after its handshake; rcvbuf as in client_new_sized. */
 static Client *
-ws_connect (Fixture *f)
+ws_connect_sized (Fixture *f, int rcvbuf)
 {
-  Client *c = client_get (f, "/ws",
-                          "Upgrade: websocket\r\n"
-                          "Connection: Upgrade\r\n"
-                          "Sec-WebSocket-Version: 13\r\n"
-                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n");
+  Client *c =
+      client_new_sized (f,
+                        "GET /ws HTTP/1.1\r\nHost: x\r\n"
+                        "Upgrade: websocket\r\n"
+                        "Connection: Upgrade\r\n"
+                        "Sec-WebSocket-Version: 13\r\n"
+                        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                        "\r\n",
+                        TRUE, rcvbuf);
 
   wait_for_text (c, "\r\n\r\n");
   g_assert_true (
@@ -924,6 +957,12 @@ ws_connect (Fixture *f)
   g_assert_nonnull (strstr (c->buf->str, "Sec-WebSocket-Accept: "
                                          "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
   return c;
+}
+
+static Client *
+ws_connect (Fixture *f)
+{
+  return ws_connect_sized (f, 0);
 }
 
 static void
@@ -951,6 +990,287 @@ test_ws_subscribe (Fixture *f, gconstpointer data)
   g_assert_true (strstr (c->buf->str, "\"seq\":3")
                  > strstr (c->buf->str, "\"seq\":2"));
   client_free (c);
+}
+
+/* What a WebSocket client received, parsed frame by frame as it arrives
+ * (the server's frames: unmasked, never fragmented). */
+typedef struct
+{
+  Client *c;
+  gsize pos;        /* of the next frame in c->buf */
+  GArray *seqs;     /* of guint: each event's seq, in order */
+  GPtrArray *types; /* char *: each event's type */
+  int close_code;   /* -1 until a close frame */
+  char *close_reason;
+  guint after_close; /* frames after the close frame */
+} WsStream;
+
+static WsStream *
+ws_stream_new (Client *c)
+{
+  WsStream *ws = g_new0 (WsStream, 1);
+  const char *end = strstr (c->buf->str, "\r\n\r\n");
+
+  g_assert_nonnull (end);
+  ws->c = c;
+  ws->pos = end + 4 - c->buf->str;
+  ws->seqs = g_array_new (FALSE, FALSE, sizeof (guint));
+  ws->types = g_ptr_array_new_with_free_func (g_free);
+  ws->close_code = -1;
+  return ws;
+}
+
+static void
+ws_stream_free (WsStream *ws)
+{
+  g_array_unref (ws->seqs);
+  g_ptr_array_unref (ws->types);
+  g_free (ws->close_reason);
+  g_free (ws);
+}
+
+/* Parses the frames that arrived whole since the last call. */
+static void
+ws_stream_update (WsStream *ws)
+{
+  const guint8 *buf = (const guint8 *)ws->c->buf->str;
+  gsize avail = ws->c->buf->len;
+
+  while (avail - ws->pos >= 2)
+    {
+      const guint8 *p = buf + ws->pos;
+      guint8 opcode = p[0] & 0x0f;
+      gsize hdr = 2, len = p[1] & 0x7f;
+      const char *payload;
+
+      g_assert_cmpuint (p[0] & 0x80, !=, 0); /* FIN */
+      g_assert_cmpuint (p[1] & 0x80, ==, 0); /* unmasked */
+      if (len == 126)
+        {
+          hdr = 4;
+          if (avail - ws->pos < hdr)
+            return;
+          len = (p[2] << 8) | p[3];
+        }
+      else if (len == 127)
+        {
+          hdr = 10;
+          if (avail - ws->pos < hdr)
+            return;
+          len = 0;
+          for (int i = 2; i < 10; i++)
+            len = (len << 8) | p[i];
+        }
+      if (avail - ws->pos - hdr < len)
+        return;
+      payload = (const char *)p + hdr;
+      ws->pos += hdr + len;
+
+      if (ws->close_code >= 0)
+        ws->after_close++;
+      else if (opcode == 0x8)
+        {
+          g_assert_cmpuint (len, >=, 2);
+          ws->close_code = ((guint8)payload[0] << 8) | (guint8)payload[1];
+          ws->close_reason = g_strndup (payload + 2, len - 2);
+        }
+      else if (opcode == 0x1)
+        {
+          g_autoptr (JsonNode) node = jw_json_parse (payload, len, 8, NULL);
+          JsonObject *obj = node ? jw_json_node_object (node) : NULL;
+          gint64 seq;
+
+          g_assert_nonnull (obj);
+          /* Events; {"op": …} messages have no seq. */
+          if (jw_json_get_int (obj, "seq", &seq))
+            {
+              guint s = seq;
+
+              g_array_append_val (ws->seqs, s);
+              g_ptr_array_add (ws->types,
+                               g_strdup (jw_json_get_string (obj, "type")));
+            }
+        }
+    }
+}
+
+static guint
+ws_last_seq (WsStream *ws)
+{
+  return ws->seqs->len ? g_array_index (ws->seqs, guint, ws->seqs->len - 1) : 0;
+}
+
+typedef struct
+{
+  WsStream *ws;
+  guint seq;
+} WsSeq;
+
+static gboolean
+ws_has_seq (gpointer data)
+{
+  WsSeq *w = data;
+
+  ws_stream_update (w->ws);
+  return ws_last_seq (w->ws) >= w->seq;
+}
+
+/* Waits until the client received an event of seq or a later one. */
+static void
+ws_wait_seq (WsStream *ws, guint seq)
+{
+  WsSeq w = { ws, seq };
+
+  wait_until (ws_has_seq, &w);
+}
+
+static void
+ws_subscribe (Client *c, const char *job, guint after)
+{
+  g_autofree char *cmd = g_strdup_printf (
+      "{\"op\":\"subscribe\",\"job\":\"%s\",\"after\":%u}", job, after);
+
+  ws_send (c, cmd);
+}
+
+/* A WebSocket client that stops reading: past half its backlog limit its
+ * queued progress events are replaced by newer ones, so that it catches
+ * up later with a seq gap only between progress events and every state
+ * transition, the terminal one included. */
+static void
+test_ws_slow_client_coalesced (Fixture *f, gconstpointer data)
+{
+  Client *c, *marker;
+  WsStream *ws, *mws;
+  guint total, skipped;
+
+  f->fb.pad = 16000;
+  fb_record (&f->fb, JOB_A, "queued", FALSE);
+  fb_record (&f->fb, JOB_B, "queued", FALSE);
+  c = ws_connect_sized (f, 4096);
+  ws = ws_stream_new (c);
+  ws_subscribe (c, JOB_A, 0);
+  ws_wait_seq (ws, 1);
+  /* Another job's client, to know when the pusher has had everything. */
+  marker = ws_connect (f);
+  mws = ws_stream_new (marker);
+  ws_subscribe (marker, JOB_B, 0);
+  ws_wait_seq (mws, 1);
+
+  client_stop_reading (c);
+  fb_record (&f->fb, JOB_A, "started", TRUE);
+  /* About 6 MB: more than socket buffers and the backlog hold. */
+  publish_progress (f, JOB_A, 400);
+  total = fb_record (&f->fb, JOB_A, "succeeded", TRUE);
+  /* Published after all of JOB_A's on the same socket: once it arrives,
+   * the pusher has queued every event of JOB_A. */
+  fb_record (&f->fb, JOB_B, "started", TRUE);
+  ws_wait_seq (mws, 2);
+
+  client_start_reading (c);
+  ws_wait_seq (ws, total);
+  skipped = assert_coalesced_only (&f->fb, JOB_A, ws->seqs, 1);
+  g_test_message ("received %u of %u events, %u progress coalesced",
+                  ws->seqs->len, total, skipped);
+  g_assert_cmpuint (skipped, >, 0);
+  g_assert_cmpuint (g_array_index (ws->seqs, guint, 1), ==, 2); /* started */
+  g_assert_cmpuint (ws_last_seq (ws), ==, total);
+  g_assert_cmpstr (g_ptr_array_index (ws->types, ws->types->len - 1), ==,
+                   "succeeded");
+  g_assert_cmpint (ws->close_code, ==, -1);
+  g_assert_false (c->eof);
+
+  ws_stream_free (mws);
+  ws_stream_free (ws);
+  client_free (marker);
+  client_free (c);
+}
+
+/* A WebSocket client that never reads is closed with 1008 "too slow"
+ * once past half its limit for slow-s, after a whole prefix of the job's
+ * events; a client of the same job meanwhile receives every event; the
+ * slow one subscribes again after its last seq and gets the rest, the
+ * terminal event included. */
+static void
+test_ws_slow_client_dropped (Fixture *f, gconstpointer data)
+{
+  Client *slow, *fast, *again;
+  WsStream *sws, *fws, *aws;
+  guint total, last;
+  gint64 deadline;
+
+  f->fb.pad = 8000;
+  fb_record (&f->fb, JOB_A, "queued", FALSE);
+  slow = ws_connect_sized (f, 4096);
+  sws = ws_stream_new (slow);
+  ws_subscribe (slow, JOB_A, 0);
+  ws_wait_seq (sws, 1);
+  fast = ws_connect (f);
+  fws = ws_stream_new (fast);
+  ws_subscribe (fast, JOB_A, 0);
+  ws_wait_seq (fws, 1);
+
+  client_stop_reading (slow);
+  fb_record (&f->fb, JOB_A, "started", TRUE);
+  /* Progress, about 1.6 MB a second in bursts of 80 KB (a client that
+   * reads keeps up, under its 512 KB soft limit), until the pusher gives up
+   * on the slow client: more than socket buffers hold, then pusher.slow-s=1
+   * past the soft limit. Bounded by 20 s. */
+  deadline = g_get_monotonic_time () + 20 * G_USEC_PER_SEC;
+  while (!slow_dropped (f) && g_get_monotonic_time () < deadline)
+    {
+      gboolean paced = FALSE;
+
+      publish_progress (f, JOB_A, 10);
+      g_timeout_add (50, timed_out_cb, &paced);
+      while (!paced)
+        g_main_context_iteration (NULL, TRUE);
+    }
+  g_assert_true (slow_dropped (f));
+  /* It reads what the pusher still writes, the close frame last (the
+   * pusher waits a few seconds at most for that). */
+  client_start_reading (slow);
+  publish_progress (f, JOB_A, 20);
+  total = fb_record (&f->fb, JOB_A, "succeeded", TRUE);
+
+  /* The fast client got everything, in order, and the end. */
+  ws_wait_seq (fws, total);
+  g_assert_cmpuint (fws->seqs->len, ==, total);
+  assert_coalesced_only (&f->fb, JOB_A, fws->seqs, 1);
+  g_assert_cmpint (fws->close_code, ==, -1);
+
+  /* The slow client: a prefix of whole frames (gaps only between progress
+   * events), then the reason, then the end; no terminal event. */
+  wait_until (client_eof, slow);
+  ws_stream_update (sws);
+  g_assert_cmpuint (sws->pos, ==, slow->buf->len);
+  g_assert_cmpint (sws->close_code, ==, 1008);
+  g_assert_cmpstr (sws->close_reason, ==, "too slow");
+  g_assert_cmpuint (sws->after_close, ==, 0);
+  assert_coalesced_only (&f->fb, JOB_A, sws->seqs, 1);
+  last = ws_last_seq (sws);
+  g_assert_cmpuint (last, <, total);
+  g_test_message ("slow client closed after seq %u of %u, %u events", last,
+                  total, sws->seqs->len);
+
+  /* It subscribes again after its last seq and receives the rest. */
+  again = ws_connect (f);
+  aws = ws_stream_new (again);
+  ws_subscribe (again, JOB_A, last);
+  ws_wait_seq (aws, total);
+  /* Its catch-up may be coalesced too: history arrives faster than a
+   * socket drains. */
+  assert_coalesced_only (&f->fb, JOB_A, aws->seqs, last + 1);
+  g_assert_cmpuint (ws_last_seq (aws), ==, total);
+  g_assert_cmpstr (g_ptr_array_index (aws->types, aws->types->len - 1), ==,
+                   "succeeded");
+
+  ws_stream_free (aws);
+  ws_stream_free (fws);
+  ws_stream_free (sws);
+  client_free (again);
+  client_free (fast);
+  client_free (slow);
 }
 
 /* ---- long-poll and health ------------------------------------------- */
@@ -1054,6 +1374,12 @@ main (int argc, char **argv)
               test_sse_slow_client_dropped, fixture_teardown);
   ADD ("/pusher/stream/sse-broker-restart", test_sse_broker_restart);
   ADD ("/pusher/stream/ws-subscribe", test_ws_subscribe);
+  g_test_add ("/pusher/stream/ws-slow-client-coalesced", Fixture,
+              "pusher.slow-s=0", fixture_setup, test_ws_slow_client_coalesced,
+              fixture_teardown);
+  g_test_add ("/pusher/stream/ws-slow-client-dropped", Fixture,
+              "pusher.slow-s=1 pusher.max-backlog=1048576", fixture_setup,
+              test_ws_slow_client_dropped, fixture_teardown);
   ADD ("/pusher/stream/poll", test_poll);
   ADD ("/pusher/stream/poll-timeout", test_poll_timeout);
   ADD ("/pusher/stream/healthz", test_healthz);
