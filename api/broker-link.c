@@ -48,6 +48,7 @@ struct _JwBrokerLink
   gboolean connected; /* as last reported */
   char *epoch;
   gint64 workers, queued, running;
+  JsonObject *last_ping; /* the last ping query reply, for metrics */
 };
 
 static void
@@ -277,6 +278,8 @@ ping_query_done (JsonObject *reply, const GError *error, gpointer data)
   jw_json_get_int (reply, "workers", &self->workers);
   jw_json_get_int (reply, "queued", &self->queued);
   jw_json_get_int (reply, "running", &self->running);
+  g_clear_pointer (&self->last_ping, json_object_unref);
+  self->last_ping = json_object_ref (reply);
   self->query_ok_at = g_get_monotonic_time ();
   check_connected (self);
 }
@@ -387,6 +390,7 @@ jw_broker_link_free (JwBrokerLink *self)
   zsock_destroy (&self->dealer);
   g_free (self->topic);
   g_free (self->epoch);
+  g_clear_pointer (&self->last_ping, json_object_unref);
   g_free (self);
 }
 
@@ -418,6 +422,12 @@ jw_broker_link_in_flight (JwBrokerLink *self)
     if (p->func != ping_command_done && p->func != ping_query_done)
       n++;
   return n;
+}
+
+JsonObject *
+jw_broker_link_last_ping (JwBrokerLink *self)
+{
+  return self->last_ping;
 }
 
 void

@@ -48,6 +48,9 @@ guint jw_broker_link_in_flight (JwBrokerLink *self);
 void jw_broker_link_counts (JwBrokerLink *self, gint64 *workers, gint64 *queued,
                             gint64 *running);
 
+/* The last ping query reply (borrowed), or NULL before any. */
+JsonObject *jw_broker_link_last_ping (JwBrokerLink *self);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (JwBrokerLink, jw_broker_link_free)
 
 G_END_DECLS

@@ -11,7 +11,9 @@
 #include "jw-json.h"
 #include "jw-listen.h"
 #include "jw-log.h"
+#include "jw-metrics.h"
 #include "known-types.h"
+#include "metrics.h"
 #include "jw-origin.h"
 #include "validate.h"
 
@@ -558,6 +560,19 @@ healthz (JwApiServer *api, SoupServerMessage *msg)
 }
 
 static void
+metrics (JwApiServer *api, SoupServerMessage *msg)
+{
+  gsize len;
+  char *text = jw_api_metrics_text (api->link, &len);
+
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+                                "Cache-Control", "no-cache");
+  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+  soup_server_message_set_response (msg, JW_METRICS_CONTENT_TYPE,
+                                    SOUP_MEMORY_TAKE, text, len);
+}
+
+static void
 handle_request (SoupServer *server, SoupServerMessage *msg, const char *path,
                 GHashTable *query, gpointer data)
 {
@@ -570,6 +585,13 @@ handle_request (SoupServer *server, SoupServerMessage *msg, const char *path,
     {
       if (g_str_equal (method, "GET"))
         healthz (api, msg);
+      else
+        respond_method_not_allowed (msg, "GET");
+    }
+  else if (g_str_equal (path, "/metrics"))
+    {
+      if (g_str_equal (method, "GET"))
+        metrics (api, msg);
       else
         respond_method_not_allowed (msg, "GET");
     }
@@ -855,12 +877,30 @@ set_pusher_url (JwApiServer *api, const char *url)
 /* Requests count from when they are read (an idle keep-alive connection
  * waits in a message of its own, which never counts) until answered. */
 #define COUNTED_KEY "jw-counted"
+#define READ_AT_KEY "jw-read-at"
 
 static void
 on_request_read (SoupServer *server, SoupServerMessage *msg, gpointer user_data)
 {
+  gint64 *read_at = g_new (gint64, 1);
+
   ((JwApiServer *)user_data)->active++;
   g_object_set_data (G_OBJECT (msg), COUNTED_KEY, GINT_TO_POINTER (1));
+  *read_at = g_get_monotonic_time ();
+  g_object_set_data_full (G_OBJECT (msg), READ_AT_KEY, read_at, g_free);
+}
+
+/* Counts a request answered in full, for /metrics. */
+static void
+on_request_answered (SoupServer *server, SoupServerMessage *msg,
+                     gpointer user_data)
+{
+  gint64 *read_at = g_object_get_data (G_OBJECT (msg), READ_AT_KEY);
+
+  jw_api_metrics_request (soup_server_message_get_method (msg),
+                          g_uri_get_path (soup_server_message_get_uri (msg)),
+                          soup_server_message_get_status (msg),
+                          read_at ? *read_at : 0);
 }
 
 static void
@@ -888,6 +928,7 @@ jw_api_server_new (JwConfig *cfg, JwBrokerLink *link, GError **error)
   api->timeout_ms = CLAMP (
       jw_config_get_int (cfg, "api", "submit-timeout-ms", 3000), 1, 600000);
   api->known = jw_known_types_new ();
+  jw_api_metrics_init ();
   set_pusher_url (api, jw_config_get_string (cfg, "api", "pusher-url",
                                              "http://127.0.0.1:8081"));
   /* By default the pusher's origin, which serves the demo page. */
@@ -911,6 +952,8 @@ jw_api_server_new (JwConfig *cfg, JwBrokerLink *link, GError **error)
                     api);
   g_signal_connect (api->server, "request-finished",
                     G_CALLBACK (on_request_done), api);
+  g_signal_connect (api->server, "request-finished",
+                    G_CALLBACK (on_request_answered), api);
   g_signal_connect (api->server, "request-aborted",
                     G_CALLBACK (on_request_done), api);
   if (!soup_server_listen_socket (api->server, sock, 0, error))

@@ -67,6 +67,10 @@ struct _JwBroker
   guint liveness_id;
   guint dispatch_idle_id;
   guint64 stale_events;
+  /* Since this process started, for metrics: events recorded, and jobs
+   * that ended, by terminal state (indexed by JwState). */
+  guint64 events_recorded;
+  guint64 finished[JW_STATE_CANCELLED + 1];
 
   zsock_t *commands;
   zsock_t *workers;

@@ -264,6 +264,7 @@ broker_record_event (JwBroker *self, JwJob *job, const char *type,
       return FALSE;
     }
 
+  self->events_recorded++;
   jw_log_job (G_LOG_LEVEL_DEBUG, job->id,
               "recorded job=%s seq=%" G_GINT64_FORMAT " type=%s", job->id,
               job->seq, type);
@@ -299,6 +300,8 @@ broker_finish_job (JwBroker *self, ActiveJob *aj, JwJob *next)
               next->seq, error_code ? " code=" : "",
               error_code ? error_code : "");
 
+  if ((guint)next->state < G_N_ELEMENTS (self->finished))
+    self->finished[next->state]++;
   jw_job_free (aj->job);
   aj->job = next;
   g_hash_table_remove (self->active, next->id);

@@ -277,6 +277,16 @@ query_ping (JwBroker *self, Envelope *env)
   json_builder_add_int_value (b, g_hash_table_size (self->active) - queued);
   json_builder_set_member_name (b, "stale_events");
   json_builder_add_int_value (b, self->stale_events);
+  json_builder_set_member_name (b, "events_recorded");
+  json_builder_add_int_value (b, self->events_recorded);
+  json_builder_set_member_name (b, "finished");
+  json_builder_begin_object (b);
+  for (JwState st = JW_STATE_SUCCEEDED; st <= JW_STATE_CANCELLED; st++)
+    {
+      json_builder_set_member_name (b, jw_state_to_string (st));
+      json_builder_add_int_value (b, self->finished[st]);
+    }
+  json_builder_end_object (b);
   add_json (msg, b);
   send_reply (self, msg);
 }

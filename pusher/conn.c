@@ -5,6 +5,7 @@
 #include "conn.h"
 
 #include "jw-id.h"
+#include "metrics.h"
 #include "sse.h"
 #include "ws.h"
 
@@ -41,6 +42,7 @@ typedef struct
   GBytes *bytes;
   gsize offset;
   gboolean progress;       /* a progress event, which a newer one may replace */
+  gint64 queued;           /* monotonic µs, for the delivery histogram */
   char job[JW_ID_LEN + 1]; /* the job of an event, "" for anything else */
 } Chunk;
 
@@ -173,6 +175,7 @@ flush (JwConn *self)
   GList *l;
   int n = 0;
   gssize written;
+  gint64 now = 0;
 
   for (l = self->out.head; l != NULL && n < MAX_IOV; l = l->next, n++)
     {
@@ -199,6 +202,7 @@ flush (JwConn *self)
           written = 0;
         }
       self->out_bytes -= written;
+      jw_pusher_metrics.bytes_written += written;
       while (written > 0)
         {
           Chunk *c = g_queue_peek_head (&self->out);
@@ -210,6 +214,14 @@ flush (JwConn *self)
               break;
             }
           written -= left;
+          if (c->job[0] != '\0')
+            {
+              if (now == 0)
+                now = g_get_monotonic_time ();
+              jw_pusher_metrics.events_delivered++;
+              jw_histogram_observe (&jw_pusher_metrics.delivery,
+                                    (now - c->queued) / (double)G_USEC_PER_SEC);
+            }
           g_bytes_unref (c->bytes);
           g_free (g_queue_pop_head (&self->out));
         }
@@ -251,6 +263,7 @@ coalesce (JwConn *self, GBytes *bytes, const char *job)
       g_bytes_unref (c->bytes);
       c->bytes = g_bytes_ref (bytes);
       self->coalesced++;
+      jw_pusher_metrics.coalesced++;
       return TRUE;
     }
   return FALSE;
@@ -268,6 +281,7 @@ too_slow (JwConn *self)
   g_info ("slow client disconnected fd=%d queued=%" G_GSIZE_FORMAT
           " coalesced=%u",
           self->fd, self->out_bytes, self->coalesced);
+  jw_pusher_metrics.slow_disconnected++;
   /* Keep a partly written frame whole; SSE keeps its response head. */
   while (self->out.length > 0)
     {
@@ -299,6 +313,7 @@ queue_chunk (JwConn *self, GBytes *bytes, const char *job, gboolean progress)
   Chunk *c;
   gsize len = g_bytes_get_size (bytes);
   gsize soft = conns.limits.max_backlog / 2;
+  gint64 now;
 
   if (self->state != STATE_OPEN || len == 0)
     return;
@@ -319,17 +334,19 @@ queue_chunk (JwConn *self, GBytes *bytes, const char *job, gboolean progress)
       return;
     }
 
+  now = g_get_monotonic_time ();
   c = g_new0 (Chunk, 1);
   c->bytes = g_bytes_ref (bytes);
   c->offset = 0;
   c->progress = progress;
+  c->queued = now;
   if (job != NULL)
     g_strlcpy (c->job, job, sizeof c->job);
   g_queue_push_tail (&self->out, c);
   self->out_bytes += len;
   if (self->out_bytes >= soft && self->slow_since == 0)
-    self->slow_since = now_s ();
-  self->last_out = now_s ();
+    self->slow_since = now / G_USEC_PER_SEC;
+  self->last_out = now / G_USEC_PER_SEC;
   mark_dirty (self);
 }
 
@@ -675,6 +692,30 @@ guint
 jw_conns_count (void)
 {
   return conns.all ? conns.all->len : 0;
+}
+
+void
+jw_conns_stats (JwConnStats *stats, const double *bounds, guint n)
+{
+  memset (stats, 0, sizeof *stats);
+  n = MIN (n, G_N_ELEMENTS (stats->backlog) - 1);
+  for (guint i = 0; conns.all != NULL && i < conns.all->len; i++)
+    {
+      JwConn *c = g_ptr_array_index (conns.all, i);
+      guint b = 0;
+
+      if (c->state != STATE_OPEN)
+        continue;
+      if (c->kind == JW_CONN_SSE)
+        stats->sse++;
+      else
+        stats->ws++;
+      stats->backlog_total += c->out_bytes;
+      stats->backlog_max = MAX (stats->backlog_max, c->out_bytes);
+      while (b < n && (double)c->out_bytes > bounds[b])
+        b++;
+      stats->backlog[b]++;
+    }
 }
 
 void

@@ -49,6 +49,18 @@ void jw_conns_stop (void);
 /* Keep-alives, pings and timeouts; call once a second. */
 void jw_conns_tick (void);
 guint jw_conns_count (void);
+
+typedef struct
+{
+  guint sse; /* open connections (not yet closing or gone) by kind */
+  guint ws;
+  gsize backlog_total; /* queued bytes over open connections */
+  gsize backlog_max;
+  guint backlog[16 + 1]; /* connections per bucket of bounds, then above */
+} JwConnStats;
+
+/* Counts the open connections; bounds ascending, at most 16 of them. */
+void jw_conns_stats (JwConnStats *stats, const double *bounds, guint n);
 /* Runs func (data) on the next loop turn, from the connection source, at
  * a point where no delivery is under way. */
 void jw_conns_defer (GSourceFunc func, gpointer data);

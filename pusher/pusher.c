@@ -6,6 +6,7 @@
 
 #include "channel.h"
 #include "conn.h"
+#include "metrics.h"
 #include "sse.h"
 #include "static.h"
 #include "ws.h"
@@ -479,6 +480,8 @@ sub_flush (JwSub *sub)
               s->job, s->count);
   g_string_append_c (s->body, ']');
   len = s->body->len;
+  jw_pusher_metrics.events_delivered += s->count;
+  jw_pusher_metrics.bytes_written += len;
   soup_server_message_set_status (s->msg, SOUP_STATUS_OK, NULL);
   soup_server_message_set_response (s->msg, "application/json",
                                     SOUP_MEMORY_TAKE,
@@ -950,6 +953,8 @@ multi_respond (Multi *m, guint status, const char *code, const char *message)
         g_string_assign (m->body, "[");
       g_string_append_c (m->body, ']');
       len = m->body->len;
+      jw_pusher_metrics.events_delivered += m->count;
+      jw_pusher_metrics.bytes_written += len;
       soup_server_message_set_status (m->msg, status, NULL);
       soup_server_message_set_response (m->msg, "application/json",
                                         SOUP_MEMORY_TAKE,
@@ -1161,14 +1166,17 @@ multi_event (Sub *s, JwEvent *ev)
       const char *frame = g_bytes_get_data (sse, &len);
       const char *rest = memchr (frame, '\n', len);
       GString *out = g_string_sized_new (len + 32 * m->n);
+      g_autoptr (GBytes) bytes = NULL;
 
       /* The event's own frame, with the map in place of its id line. */
       g_string_append (out, "id: ");
       multi_append_map (m, out);
       if (rest != NULL)
         g_string_append_len (out, rest, len - (rest - frame));
-      jw_conn_send_data (m->conn, out->str, out->len);
-      g_string_free (out, TRUE);
+      /* Queued as an event of its job (never coalesced: each frame carries
+       * the whole map), so that it counts as delivered once written. */
+      bytes = g_string_free_to_bytes (out);
+      jw_conn_send_event (m->conn, bytes, s->job, FALSE);
     }
   if (ev->terminal)
     {
@@ -1344,6 +1352,32 @@ handle_healthz (SoupServer *server, SoupServerMessage *msg, const char *path,
                           jw_conns_count (), jw_channels_count ());
   respond_json (msg, up ? SOUP_STATUS_OK : SOUP_STATUS_SERVICE_UNAVAILABLE,
                 json);
+}
+
+/* Prometheus text: see docs/API.md, "Metrics". */
+static void
+handle_metrics (SoupServer *server, SoupServerMessage *msg, const char *path,
+                GHashTable *query, gpointer user_data)
+{
+  JwPusher *self = user_data;
+  guint polls = g_hash_table_size (self->polls);
+  GHashTableIter iter;
+  Multi *m;
+  char *text;
+  gsize len;
+
+  if (!check_get (msg))
+    return;
+  g_hash_table_iter_init (&iter, self->multis);
+  while (g_hash_table_iter_next (&iter, (gpointer *)&m, NULL))
+    if (m->poll && m->msg != NULL)
+      polls++;
+  text = jw_pusher_metrics_text (polls, &len);
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg),
+                                "Cache-Control", "no-cache");
+  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+  soup_server_message_set_response (msg, JW_METRICS_CONTENT_TYPE,
+                                    SOUP_MEMORY_TAKE, text, len);
 }
 
 static void
@@ -1530,6 +1564,7 @@ on_sub_message (void *sock, gpointer user_data)
                   job, seq, type);
       return G_SOURCE_CONTINUE;
     }
+  jw_pusher_metrics.events_received++;
   ev = jw_event_new (seq, type, jw_msg_get (m, 3));
   jw_channels_event (job, ev);
   jw_event_unref (ev);
@@ -1704,6 +1739,7 @@ jw_pusher_new (JwConfig *cfg, GSocket *listen_socket, GError **error)
   self->sse_head = g_bytes_new (head, strlen (head));
   self->polls = g_hash_table_new (NULL, NULL);
   self->multis = g_hash_table_new (NULL, NULL);
+  jw_pusher_metrics_init ();
 
   limits.keepalive_s =
       CLAMP (jw_config_get_int (cfg, "pusher", "keepalive-s", 15), 1, 3600);
@@ -1745,6 +1781,8 @@ jw_pusher_new (JwConfig *cfg, GSocket *listen_socket, GError **error)
   soup_server_add_handler (self->server, "/healthz", handle_healthz, self,
                            NULL);
   soup_server_add_handler (self->server, "/ws", handle_ws, self, NULL);
+  soup_server_add_handler (self->server, "/metrics", handle_metrics, self,
+                           NULL);
   soup_server_add_handler (self->server, "/jobs", handle_jobs, self, NULL);
   if (!soup_server_listen_socket (self->server, listen_socket, 0, error))
     return NULL;
