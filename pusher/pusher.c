@@ -303,37 +303,46 @@ ws_send_op (JwConn *conn, const char *op, const char *job, const char *code,
   jw_conn_send_text (conn, json, len);
 }
 
-/* Takes the connection of an SSE request over and starts the stream. */
-static void
-sse_take (Sub *s)
+/* Takes msg's connection away from libsoup and returns a non-blocking
+ * duplicate of its descriptor, or -1. libsoup 3.2 hands back its own
+ * stream with the GSocket hung on it; that stream is closed here, so the
+ * duplicate is the pusher's alone. */
+static int
+take_fd (SoupServerMessage *msg)
 {
-  g_autoptr (GIOStream) stream = NULL;
-  g_autoptr (GBytes) head = NULL;
+  g_autoptr (GIOStream) stream = soup_server_message_steal_connection (msg);
   GSocket *sock;
   int fd;
 
-  g_signal_handler_disconnect (s->msg, s->finished_id);
-  s->finished_id = 0;
-  stream = soup_server_message_steal_connection (s->msg);
-  g_clear_object (&s->msg);
-
-  /* libsoup 3.2 hands back its own stream and hangs the GSocket on it;
-   * keep a duplicate of the descriptor and let libsoup close its own. */
   sock = stream ? g_object_get_data (G_OBJECT (stream), "GSocket") : NULL;
   if (sock == NULL && stream != NULL && G_IS_SOCKET_CONNECTION (stream))
     sock = g_socket_connection_get_socket (G_SOCKET_CONNECTION (stream));
   fd = sock ? fcntl (g_socket_get_fd (sock), F_DUPFD_CLOEXEC, 3) : -1;
   if (stream != NULL)
     g_io_stream_close (stream, NULL, NULL);
+  if (fd >= 0)
+    fcntl (fd, F_SETFL, fcntl (fd, F_GETFL) | O_NONBLOCK);
+  return fd;
+}
+
+/* Takes the connection of an SSE request over and starts the stream. */
+static void
+sse_take (Sub *s)
+{
+  g_autoptr (GBytes) head = NULL;
+  int fd;
+
+  g_signal_handler_disconnect (s->msg, s->finished_id);
+  s->finished_id = 0;
+  fd = take_fd (s->msg);
+  g_clear_object (&s->msg);
   if (fd < 0)
     {
       jw_log_job (G_LOG_LEVEL_WARNING, s->job,
-                  "cannot take over a connection job=%s error=%s", s->job,
-                  sock ? g_strerror (errno) : "no socket");
+                  "cannot take over a connection job=%s", s->job);
       jw_channel_remove (&s->sub);
       return;
     }
-  fcntl (fd, F_SETFL, fcntl (fd, F_GETFL) | O_NONBLOCK);
 
   s->conn = jw_conn_new (fd, s->kind == SUB_SSE ? JW_CONN_SSE : JW_CONN_WS);
   jw_conn_set_data (s->conn, s);
@@ -700,19 +709,11 @@ static gboolean
 ws_take (gpointer data)
 {
   WsTake *t = data;
-  g_autoptr (GIOStream) stream = soup_server_message_steal_connection (t->msg);
+  int fd = take_fd (t->msg);
   g_autofree char *head = NULL;
-  GSocket *sock;
   WsState *ws;
   JwConn *conn;
-  int fd;
 
-  sock = stream ? g_object_get_data (G_OBJECT (stream), "GSocket") : NULL;
-  if (sock == NULL && stream != NULL && G_IS_SOCKET_CONNECTION (stream))
-    sock = g_socket_connection_get_socket (G_SOCKET_CONNECTION (stream));
-  fd = sock ? fcntl (g_socket_get_fd (sock), F_DUPFD_CLOEXEC, 3) : -1;
-  if (stream != NULL)
-    g_io_stream_close (stream, NULL, NULL);
   g_object_unref (t->msg);
   if (fd < 0)
     {
@@ -721,7 +722,6 @@ ws_take (gpointer data)
       g_free (t);
       return G_SOURCE_REMOVE;
     }
-  fcntl (fd, F_SETFL, fcntl (fd, F_GETFL) | O_NONBLOCK);
 
   conn = jw_conn_new (fd, JW_CONN_WS);
   ws = g_new0 (WsState, 1);
@@ -995,29 +995,19 @@ multi_append_map (Multi *m, GString *out)
 static gboolean
 multi_take (Multi *m)
 {
-  g_autoptr (GIOStream) stream = NULL;
   g_autoptr (GBytes) head = NULL;
-  GSocket *sock;
   int fd;
 
   g_signal_handler_disconnect (m->msg, m->finished_id);
   m->finished_id = 0;
-  stream = soup_server_message_steal_connection (m->msg);
+  fd = take_fd (m->msg);
   g_clear_object (&m->msg);
-  sock = stream ? g_object_get_data (G_OBJECT (stream), "GSocket") : NULL;
-  if (sock == NULL && stream != NULL && G_IS_SOCKET_CONNECTION (stream))
-    sock = g_socket_connection_get_socket (G_SOCKET_CONNECTION (stream));
-  fd = sock ? fcntl (g_socket_get_fd (sock), F_DUPFD_CLOEXEC, 3) : -1;
-  if (stream != NULL)
-    g_io_stream_close (stream, NULL, NULL);
   if (fd < 0)
     {
-      g_warning ("cannot take over a connection jobs=%u error=%s", m->n,
-                 sock ? g_strerror (errno) : "no socket");
+      g_warning ("cannot take over a connection jobs=%u", m->n);
       multi_finish (m);
       return FALSE;
     }
-  fcntl (fd, F_SETFL, fcntl (fd, F_GETFL) | O_NONBLOCK);
   m->conn = jw_conn_new (fd, JW_CONN_SSE);
   jw_conn_set_data (m->conn, m);
   head = sse_head_for (m->pusher, m->origin);
