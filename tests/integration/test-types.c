@@ -407,6 +407,8 @@ test_types_survive_restart (void)
   ping = jw_broker_ping (env, 20000);
   g_assert_nonnull (ping);
   g_assert_cmpint (jw_int (jw_json_node_object (ping), "workers"), ==, 0);
+  /* The api reconnects on its own schedule; until then it answers 503. */
+  g_assert_true (jw_test_env_wait_api (env, 0, 20000));
 
   /* Listed, described, served by nobody. */
   after = get_types (env, 10000);

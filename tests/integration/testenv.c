@@ -421,6 +421,20 @@ api_ready (JwTestEnv *env, guint n_workers)
          && json_node_get_int (w) == (gint64)n_workers;
 }
 
+gboolean
+jw_test_env_wait_api (JwTestEnv *env, guint n_workers, guint timeout_ms)
+{
+  gint64 deadline = jw_deadline (timeout_ms);
+
+  while (!api_ready (env, n_workers))
+    {
+      if (g_get_monotonic_time () > deadline)
+        return FALSE;
+      g_usleep (POLL_MS * G_TIME_SPAN_MILLISECOND);
+    }
+  return TRUE;
+}
+
 static gboolean
 pusher_ready (JwTestEnv *env)
 {

@@ -59,6 +59,10 @@ void jw_test_env_dump_logs (JwTestEnv *env);
  * 200, up to timeout_ms. */
 gboolean jw_test_env_wait_ready (JwTestEnv *env, guint n_workers,
                                  guint timeout_ms);
+/* Waits for api /healthz == 200 with "workers" == n only: the api is
+ * connected to the broker again, whatever the pusher does. */
+gboolean jw_test_env_wait_api (JwTestEnv *env, guint n_workers,
+                               guint timeout_ms);
 
 void jw_daemon_start (JwTestEnv *env, JwDaemon *daemon);
 /* Adds NAME=VALUE to the daemon's environment for its next starts. */
