@@ -7,6 +7,7 @@
 #include <libsoup/soup.h>
 #include <string.h>
 
+#include "auth.h"
 #include "jw-id.h"
 #include "jw-json.h"
 #include "jw-listen.h"
@@ -28,6 +29,7 @@ struct _JwApiServer
   char *pusher_url;    /* without a trailing slash */
   char *websocket_url; /* ws:// or wss:// form of pusher_url, + /ws */
   JwOrigins *origins;  /* browser origins given CORS headers */
+  JwApiAuth *auth;     /* job tokens and API keys, each maybe off */
   guint active;        /* requests read but not yet answered in full */
 };
 
@@ -183,25 +185,31 @@ respond_broker_error (SoupServerMessage *msg, JsonObject *reply)
   respond_error (msg, api_code, message);
 }
 
-/* A copy of the snapshot with the URLs a client follows next. */
+/* A copy of the snapshot with the URLs a client follows next; with a
+ * token (may be NULL), the token too, and in the stream URLs. */
 static JsonObject *
-snapshot_with_links (JwApiServer *api, JsonObject *snapshot, const char *id)
+snapshot_with_links (JwApiServer *api, JsonObject *snapshot, const char *id,
+                     const char *token)
 {
   JsonObject *obj = json_object_new (), *links;
   JsonObjectIter iter;
   const char *name;
   JsonNode *member;
+  /* A token is base64url and digits: nothing to escape in a query. */
+  const char *query = token ? "?token=" : "";
   g_autofree char *self_url = g_strconcat ("/jobs/", id, NULL);
-  g_autofree char *events =
-      g_strconcat (api->pusher_url, "/jobs/", id, "/events", NULL);
-  g_autofree char *poll =
-      g_strconcat (api->pusher_url, "/jobs/", id, "/poll", NULL);
+  g_autofree char *events = g_strconcat (api->pusher_url, "/jobs/", id,
+                                         "/events", query, token, NULL);
+  g_autofree char *poll = g_strconcat (api->pusher_url, "/jobs/", id, "/poll",
+                                       query, token, NULL);
 
   json_object_iter_init_ordered (&iter, snapshot);
   while (json_object_iter_next_ordered (&iter, &name, &member))
     if (!g_str_equal (name, "links"))
       json_object_set_member (obj, name, json_node_copy (member));
 
+  if (token != NULL)
+    json_object_set_string_member (obj, "token", token);
   links = json_object_new ();
   json_object_set_string_member (links, "self", self_url);
   json_object_set_string_member (links, "events", events);
@@ -260,8 +268,14 @@ request_replied (JsonObject *reply, const GError *error, gpointer data)
   else if (req->kind == REQUEST_SUBMIT)
     {
       g_autofree char *location = g_strconcat ("/jobs/", req->job_id, NULL);
+      /* A retry with an idempotency key answers the earlier job. */
+      const char *id = jw_json_get_string (job, "id");
+      g_autofree char *token = NULL;
 
-      answer = snapshot_with_links (req->api, job, req->job_id);
+      if (id == NULL || !jw_id_valid (id, -1))
+        id = req->job_id;
+      token = jw_api_auth_token (req->api->auth, id);
+      answer = snapshot_with_links (req->api, job, id, token);
       soup_message_headers_replace (
           soup_server_message_get_response_headers (msg), "Location", location);
       respond_object (msg, SOUP_STATUS_ACCEPTED, answer);
@@ -449,7 +463,12 @@ submit_job (JwApiServer *api, SoupServerMessage *msg)
       || !jw_validate_body_length (FALSE, len, api->max_body, &error)
       || (key != NULL && !jw_validate_idempotency_key (key, &error))
       || !jw_validate_job_request (data, len, api->max_depth, NULL, &type,
-                                   &params, &error))
+                                   &params, &error)
+      || !jw_api_auth_check_key (
+          api->auth,
+          jw_api_auth_bearer (
+              soup_message_headers_get_one (headers, "Authorization")),
+          type, &error))
     {
       respond_gerror (msg, error);
       return;
@@ -492,7 +511,12 @@ list_jobs (JwApiServer *api, SoupServerMessage *msg, GHashTable *query)
   const char *state, *before;
   gint64 limit;
 
-  if (!jw_validate_list_query (query, &state, &limit, &before, &error))
+  if (!jw_api_auth_check_key (
+          api->auth,
+          jw_api_auth_bearer (soup_message_headers_get_one (
+              soup_server_message_get_request_headers (msg), "Authorization")),
+          NULL, &error)
+      || !jw_validate_list_query (query, &state, &limit, &before, &error))
     {
       respond_gerror (msg, error);
       return;
@@ -508,18 +532,27 @@ list_jobs (JwApiServer *api, SoupServerMessage *msg, GHashTable *query)
 
 static void
 job_request (JwApiServer *api, SoupServerMessage *msg, const char *method,
-             const char *id)
+             const char *id, GHashTable *query)
 {
   g_autoptr (GError) error = NULL;
   g_autoptr (JsonObject) body = NULL;
+  const char *token = jw_api_auth_bearer (soup_message_headers_get_one (
+      soup_server_message_get_request_headers (msg), "Authorization"));
 
   if (!g_str_equal (method, "GET") && !g_str_equal (method, "DELETE"))
     {
       respond_method_not_allowed (msg, "GET, DELETE");
       return;
     }
-  if (!jw_validate_job_id (id, &error))
+  if (token == NULL && query != NULL)
+    token = g_hash_table_lookup (query, "token");
+  if (!jw_validate_job_id (id, &error)
+      || !jw_api_auth_check_token (api->auth, id, token, &error))
     {
+      if (error->domain == JW_API_ERROR
+          && error->code != JW_API_ERROR_INVALID_JOB_ID)
+        jw_log_job (G_LOG_LEVEL_DEBUG, id, "request refused id=%s: %s", id,
+                    error->message);
       respond_gerror (msg, error);
       return;
     }
@@ -615,7 +648,7 @@ handle_request (SoupServer *server, SoupServerMessage *msg, const char *path,
     }
   else if (g_str_has_prefix (path, "/jobs/")
            && strchr (path + strlen ("/jobs/"), '/') == NULL)
-    job_request (api, msg, method, path + strlen ("/jobs/"));
+    job_request (api, msg, method, path + strlen ("/jobs/"), query);
   else
     respond_error (msg, JW_API_ERROR_NOT_FOUND, "no such resource");
 }
@@ -795,7 +828,8 @@ preflight (JwApiServer *api, SoupServerMessage *msg, gboolean allowed)
       soup_message_headers_replace (h, "Access-Control-Allow-Methods",
                                     "GET, POST, DELETE");
       soup_message_headers_replace (h, "Access-Control-Allow-Headers",
-                                    "Content-Type, Idempotency-Key");
+                                    "Content-Type, Idempotency-Key, "
+                                    "Authorization");
       soup_message_headers_replace (h, "Access-Control-Max-Age", CORS_MAX_AGE);
     }
   soup_server_message_set_status (msg, SOUP_STATUS_NO_CONTENT, NULL);
@@ -834,7 +868,14 @@ check_headers (SoupServer *server, SoupServerMessage *msg, const char *path,
   if (ok && g_str_equal (path, "/jobs")
       && g_str_equal (soup_server_message_get_method (msg), "POST"))
     ok = jw_validate_content_type (
-        soup_message_headers_get_one (headers, "Content-Type"), &error);
+             soup_message_headers_get_one (headers, "Content-Type"), &error)
+         /* A submission without a valid key is refused before its body
+          * is read; its type is checked once the body is in. */
+         && jw_api_auth_check_key (
+             api->auth,
+             jw_api_auth_bearer (
+                 soup_message_headers_get_one (headers, "Authorization")),
+             NULL, &error);
   if (ok)
     return;
 
@@ -913,6 +954,33 @@ on_request_done (SoupServer *server, SoupServerMessage *msg, gpointer user_data)
     api->active--;
 }
 
+/* Without API keys anyone who reaches the api may submit: it then
+ * listens on a loopback address only. */
+static gboolean
+listens_on_loopback (GSocket *sock, GError **error)
+{
+  g_autoptr (GSocketAddress) addr = g_socket_get_local_address (sock, error);
+  GInetAddress *inet;
+
+  if (addr == NULL)
+    return FALSE;
+  inet = G_IS_INET_SOCKET_ADDRESS (addr)
+             ? g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (addr))
+             : NULL;
+  if (inet != NULL && g_inet_address_get_is_loopback (inet))
+    return TRUE;
+  {
+    g_autofree char *where =
+        inet ? g_inet_address_to_string (inet) : g_strdup ("a non-IP socket");
+
+    g_set_error (error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED,
+                 "refusing to listen on %s without API keys: set [security] "
+                 "api-keys-file, or listen on 127.0.0.1 or ::1",
+                 where);
+  }
+  return FALSE;
+}
+
 JwApiServer *
 jw_api_server_new (JwConfig *cfg, JwBrokerLink *link, GError **error)
 {
@@ -938,12 +1006,20 @@ jw_api_server_new (JwConfig *cfg, JwBrokerLink *link, GError **error)
   if (api->origins == NULL)
     return NULL;
   g_info ("cors allow-origins=%s", jw_origins_describe (api->origins));
+  api->auth = jw_api_auth_new (cfg, error);
+  if (api->auth == NULL)
+    return NULL;
 
   sock = jw_listen_socket (
       jw_config_get_string (cfg, "api", "listen", "127.0.0.1:8080"),
       JW_LISTEN_BACKLOG, error);
   if (sock == NULL)
     return NULL;
+  if (!jw_api_auth_keys (api->auth) && !listens_on_loopback (sock, error))
+    return NULL;
+  g_message ("security tokens=%s api-keys=%s",
+             jw_api_auth_tokens (api->auth) ? "on" : "off (open mode)",
+             jw_api_auth_keys (api->auth) ? "on" : "off (loopback only)");
 
   api->server = soup_server_new ("server-header", "jobwire-api ", NULL);
   soup_server_add_early_handler (api->server, NULL, check_headers, api, NULL);
@@ -1004,5 +1080,6 @@ jw_api_server_free (JwApiServer *self)
   g_free (self->pusher_url);
   g_free (self->websocket_url);
   g_clear_pointer (&self->origins, jw_origins_free);
+  g_clear_pointer (&self->auth, jw_api_auth_free);
   g_free (self);
 }

@@ -20,6 +20,12 @@ typedef enum
   JW_API_ERROR_INVALID_IDEMPOTENCY_KEY, /* 400 invalid_idempotency_key */
   JW_API_ERROR_INVALID_JOB_ID,          /* 400 invalid_job_id */
   JW_API_ERROR_INVALID_QUERY,           /* 400 invalid_query */
+  JW_API_ERROR_TOKEN_REQUIRED,          /* 401 token_required */
+  JW_API_ERROR_TOKEN_EXPIRED,           /* 401 token_expired */
+  JW_API_ERROR_API_KEY_REQUIRED,        /* 401 api_key_required */
+  JW_API_ERROR_TOKEN_INVALID,           /* 403 token_invalid */
+  JW_API_ERROR_API_KEY_INVALID,         /* 403 api_key_invalid */
+  JW_API_ERROR_TYPE_NOT_ALLOWED,        /* 403 type_not_allowed */
   JW_API_ERROR_NOT_FOUND,               /* 404 not_found */
   JW_API_ERROR_JOB_NOT_FOUND,           /* 404 job_not_found */
   JW_API_ERROR_METHOD_NOT_ALLOWED,      /* 405 method_not_allowed */

@@ -25,6 +25,10 @@ typedef struct
   char *pusher; /* base URL, or NULL: take the job's events link */
   gboolean json;
   gboolean tty; /* stdout is a terminal */
+  /* Sent as "Authorization: Bearer" to the api, or NULL: the API key for
+   * submit and list, the job's token for the other commands. */
+  const char *bearer;
+  char *token; /* the job's token (--token, $JOBWIRE_TOKEN, the answer) */
 } JwCli;
 
 /* One HTTP exchange. On success *status and *body (parsed JSON, may be

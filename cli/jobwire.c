@@ -19,7 +19,8 @@ static const char summary[] =
     "Commands:\n"
     "  submit TYPE [--param KEY=VALUE ...] [--params-json JSON] [--follow]\n"
     "                     submit a job; print its id (--follow: watch it)\n"
-    "  watch ID           follow a job's events until it ends\n"
+    "  watch ID [--token T]\n"
+    "                     follow a job's events until it ends\n"
     "  status ID          show a job's state\n"
     "  list [--state S] [--limit N]\n"
     "                     the newest jobs\n"
@@ -33,6 +34,10 @@ static const char summary[] =
     "The api is --api URL, else $JOBWIRE_API, else http://127.0.0.1:8080;\n"
     "the pusher --pusher URL, else $JOBWIRE_PUSHER, else the job's events\n"
     "link (watch: http://127.0.0.1:8081).\n"
+    "Where the api enforces them (docs/SECURITY.md): submit and list send\n"
+    "the API key, --api-key KEY else $JOBWIRE_API_KEY; watch, status and\n"
+    "cancel the job's token, --token T else $JOBWIRE_TOKEN; submit --follow\n"
+    "uses the token of the api's answer.\n"
     "\n"
     "Exit status: 0 done (watch, --follow: the job succeeded), 1 the job\n"
     "failed, 2 the job was cancelled, 3 bad command line, 4 the api or\n"
@@ -58,6 +63,13 @@ jw_cli_http (JwCli *cli, const char *method, const char *url,
     }
   soup_message_headers_replace (soup_message_get_request_headers (msg),
                                 "Accept", "application/json");
+  if (cli->bearer != NULL && *cli->bearer != '\0')
+    {
+      g_autofree char *auth = g_strconcat ("Bearer ", cli->bearer, NULL);
+
+      soup_message_headers_replace (soup_message_get_request_headers (msg),
+                                    "Authorization", auth);
+    }
   if (json_body != NULL)
     {
       g_autoptr (GBytes) req = g_bytes_new (json_body, strlen (json_body));
@@ -336,10 +348,14 @@ events_url (JwCli *cli, const char *id, JsonObject *job)
   JsonObject *links = job ? jw_json_get_object (job, "links") : NULL;
   const char *link = links ? jw_json_get_string (links, "events") : NULL;
 
+  /* A token has only base64url characters, digits and '.'. */
+  const char *query = cli->token && *cli->token ? "?token=" : "";
+
   if (cli->pusher == NULL && link != NULL)
     return g_strdup (link);
   return g_strconcat (cli->pusher ? cli->pusher : "http://127.0.0.1:8081",
-                      "/jobs/", id, "/events", NULL);
+                      "/jobs/", id, "/events", query,
+                      *query ? cli->token : NULL, NULL);
 }
 
 static int
@@ -402,6 +418,12 @@ cmd_submit (JwCli *cli, const char *type, GStrv params_args,
     }
   if (!follow)
     return JW_EXIT_OK;
+  if (jw_json_get_string (job, "token") != NULL)
+    {
+      g_free (cli->token);
+      cli->token = g_strdup (jw_json_get_string (job, "token"));
+    }
+  cli->bearer = cli->token;
   url = events_url (cli, id, job);
   return jw_cli_follow (cli, id, url);
 }
@@ -440,6 +462,8 @@ main (int argc, char **argv)
   g_autofree char *pusher = NULL;
   g_autofree char *state = NULL;
   g_autofree char *params_json = NULL;
+  g_autofree char *api_key = NULL;
+  g_autofree char *token = NULL;
   g_auto (GStrv) params = NULL;
   gboolean json = FALSE, follow = FALSE;
   int limit = 20;
@@ -461,6 +485,11 @@ main (int argc, char **argv)
       "list: only jobs in this state", "STATE" },
     { "limit", 'n', 0, G_OPTION_ARG_INT, &limit,
       "list: at most N jobs (1-1000, default 20)", "N" },
+    { "api-key", 0, 0, G_OPTION_ARG_STRING, &api_key,
+      "submit, list: the API key (default $JOBWIRE_API_KEY)", "KEY" },
+    { "token", 0, 0, G_OPTION_ARG_STRING, &token,
+      "watch, status, cancel: the job's token (default $JOBWIRE_TOKEN)",
+      "T" },
     { NULL }
   };
 
@@ -478,6 +507,12 @@ main (int argc, char **argv)
   cli.pusher = base_url (pusher, "JOBWIRE_PUSHER", NULL);
   cli.json = json;
   cli.tty = isatty (STDOUT_FILENO);
+  cli.token = g_strdup (token ? token : g_getenv ("JOBWIRE_TOKEN"));
+  if (api_key == NULL)
+    api_key = g_strdup (g_getenv ("JOBWIRE_API_KEY"));
+  cli.bearer = g_str_equal (cmd, "submit") || g_str_equal (cmd, "list")
+                   ? api_key
+                   : cli.token;
 
   if ((params != NULL || params_json != NULL || follow)
       && !g_str_equal (cmd, "submit"))
@@ -537,5 +572,6 @@ main (int argc, char **argv)
   g_clear_object (&cli.session);
   g_free (cli.api);
   g_free (cli.pusher);
+  g_free (cli.token);
   return ret;
 }

@@ -16,6 +16,7 @@
 #include "jw-log.h"
 #include "jw-msg.h"
 #include "jw-origin.h"
+#include "jw-token.h"
 #include "jw-util.h"
 #include "jw-zmq.h"
 #include "jw-zsource.h"
@@ -58,6 +59,7 @@ struct _JwPusher
   char *web_root;     /* "" serves no files */
   GBytes *sse_head;   /* for requests without an allowed Origin */
   guint max_ws_subs;
+  GBytes *token_secret; /* NULL: open mode, no job token asked for */
   GHashTable *polls;  /* Sub * */
   GHashTable *multis; /* Multi * */
 };
@@ -222,6 +224,38 @@ respond_channel_error (SoupServerMessage *msg, const char *code)
   else
     respond_error (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "broker_unavailable",
                    "the broker is not reachable; try again shortly");
+}
+
+/* Whether token (may be NULL) grants job: NULL when it does (or tokens
+ * are off), else the error code, with *status and *message set. A wrong
+ * token and another job's are both token_invalid. */
+static const char *
+token_refusal (JwPusher *self, const char *job, const char *token,
+               guint *status, const char **message)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (self->token_secret == NULL)
+    return NULL;
+  *status = SOUP_STATUS_UNAUTHORIZED;
+  if (token == NULL || *token == '\0')
+    {
+      *message = "this job needs its token (?token=, or the token member)";
+      return "token_required";
+    }
+  if (jw_token_check (self->token_secret, job, token,
+                      g_get_real_time () / G_USEC_PER_SEC, &error))
+    return NULL;
+  jw_log_job (G_LOG_LEVEL_DEBUG, job, "token refused job=%s: %s", job,
+              error->message);
+  if (g_error_matches (error, JW_TOKEN_ERROR, JW_TOKEN_ERROR_EXPIRED))
+    {
+      *message = "the token of this job has expired";
+      return "token_expired";
+    }
+  *status = SOUP_STATUS_FORBIDDEN;
+  *message = "the token is not valid for this job";
+  return "token_invalid";
 }
 
 /* ---- subscribers ---------------------------------------------------- */
@@ -618,7 +652,9 @@ static void
 ws_subscribe (JwPusher *self, JwConn *conn, WsState *ws, JsonObject *cmd)
 {
   const char *job = jw_json_get_string (cmd, "job");
+  const char *code, *message;
   gint64 after = 0;
+  guint status;
   Sub *s;
 
   if (job == NULL || !jw_id_valid (job, -1))
@@ -632,6 +668,13 @@ ws_subscribe (JwPusher *self, JwConn *conn, WsState *ws, JsonObject *cmd)
     {
       ws_send_op (conn, "error", job, "invalid_message",
                   "after must be a non-negative integer");
+      return;
+    }
+  if ((code = token_refusal (self, job, jw_json_get_string (cmd, "token"),
+                             &status, &message))
+      != NULL)
+    {
+      ws_send_op (conn, "error", job, code, message);
       return;
     }
   if (ws_find (ws, job) != NULL)
@@ -834,6 +877,8 @@ handle_jobs (SoupServer *server, SoupServerMessage *msg, const char *path,
   g_auto (GStrv) parts = g_strsplit (path, "/", 0);
   gboolean sse = FALSE, poll = FALSE;
   gint64 cursor, timeout_s = POLL_DEFAULT_S;
+  const char *code, *message;
+  guint status;
   Sub *s;
 
   /* "/jobs/ID/events" splits into "", "jobs", ID, "events". */
@@ -855,6 +900,16 @@ handle_jobs (SoupServer *server, SoupServerMessage *msg, const char *path,
     {
       respond_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid_job_id",
                      "not a job id");
+      return;
+    }
+  /* In the query: EventSource cannot send headers. */
+  if ((code = token_refusal (self, parts[2],
+                             query ? g_hash_table_lookup (query, "token")
+                                   : NULL,
+                             &status, &message))
+      != NULL)
+    {
+      respond_error (msg, status, code, message);
       return;
     }
   if (!resume_point (msg, query, sse, &cursor))
@@ -1235,6 +1290,7 @@ handle_multi (SoupServer *server, SoupServerMessage *msg, const char *path,
   gboolean poll = strcmp (path, "/poll") == 0;
   const char *jobs = query ? g_hash_table_lookup (query, "jobs") : NULL;
   const char *timeout = query ? g_hash_table_lookup (query, "timeout") : NULL;
+  const char *tokens = query ? g_hash_table_lookup (query, "tokens") : NULL;
   const char *last = soup_message_headers_get_one (
       soup_server_message_get_request_headers (msg), "Last-Event-ID");
   g_autoptr (GPtrArray) ids = g_ptr_array_new_with_free_func (g_free);
@@ -1257,6 +1313,35 @@ handle_multi (SoupServer *server, SoupServerMessage *msg, const char *path,
                      "jobs must list from 1 to max-subscriptions distinct "
                      "job ids, each optionally followed by :SEQ");
       return;
+    }
+  /* tokens=T1,T2,… : the token of each job of jobs=, in the same order.
+   * One bad token refuses the whole request, so that no event of a job
+   * the client may not see is ever sent. */
+  if (self->token_secret != NULL)
+    {
+      g_auto (GStrv) toks = tokens ? g_strsplit (tokens, ",", -1) : NULL;
+      guint n = toks ? g_strv_length (toks) : 0;
+
+      if (n != 0 && n != ids->len)
+        {
+          respond_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid_query",
+                         "tokens must list one token per job of jobs, in "
+                         "the same order");
+          return;
+        }
+      for (guint i = 0; i < ids->len; i++)
+        {
+          const char *code, *message;
+          guint status;
+
+          if ((code = token_refusal (self, g_ptr_array_index (ids, i),
+                                     n ? toks[i] : NULL, &status, &message))
+              != NULL)
+            {
+              respond_error (msg, status, code, message);
+              return;
+            }
+        }
     }
   if (!poll && last != NULL && *last != '\0')
     {
@@ -1517,6 +1602,8 @@ on_sub_message (void *sock, gpointer user_data)
   g_autofree char *type = NULL;
   gint64 seq;
   JwEvent *ev;
+  const char *json;
+  gsize jlen;
 
   if (m == NULL)
     return G_SOURCE_CONTINUE;
@@ -1555,7 +1642,12 @@ on_sub_message (void *sock, gpointer user_data)
       return G_SOURCE_CONTINUE;
     }
   jw_pusher_metrics.events_received++;
-  ev = jw_event_new (seq, type, jw_msg_get (m, 3));
+  /* A copy: the frame points into libzmq's receive buffer (8 KiB or
+   * more, shared by the frames read with it), which a cached event
+   * would otherwise keep alive; 64 cached events per channel pinned
+   * some 50 MiB. */
+  json = jw_msg_data (m, 3, &jlen);
+  ev = jw_event_new_take (seq, type, g_bytes_new (json, jlen));
   jw_channels_event (job, ev);
   jw_event_unref (ev);
   return G_SOURCE_CONTINUE;
@@ -1721,6 +1813,18 @@ jw_pusher_new (JwConfig *cfg, GSocket *listen_socket, GError **error)
       error);
   if (self->origins == NULL)
     return NULL;
+  {
+    GError *local = NULL;
+
+    self->token_secret = jw_token_load_secret (cfg, &local);
+    if (local != NULL)
+      {
+        g_propagate_error (error, local);
+        return NULL;
+      }
+    g_message ("security tokens=%s",
+               self->token_secret ? "on" : "off (open mode)");
+  }
   self->web_root = g_strdup (jw_config_get_string (cfg, "pusher", "web-root",
                                                    jw_static_default_root ()));
   g_info ("cors allow-origins=%s web-root=%s",
@@ -1841,6 +1945,7 @@ jw_pusher_free (JwPusher *self)
   g_clear_pointer (&self->sse_head, g_bytes_unref);
   g_free (self->epoch);
   g_clear_pointer (&self->origins, jw_origins_free);
+  g_clear_pointer (&self->token_secret, g_bytes_unref);
   g_free (self->web_root);
   g_free (self);
 }

@@ -105,6 +105,7 @@ function render() {
 function follow(snapshot) {
   const job = {
     id: snapshot.id, type: snapshot.type, params: snapshot.params,
+    token: snapshot.token || null, /* set when the api enforces tokens */
     state: snapshot.state, percent: 0, message: '', messages: [],
     shown: 0, seqs: [], result: undefined, error: null, via: '',
     finished: false, cancelling: false, tr: null,
@@ -154,14 +155,16 @@ function follow(snapshot) {
       job.finished = true;
       schedule(job.id);
     },
-  }, { transports: TRANSPORTS });
+  }, { transports: TRANSPORTS, token: job.token || undefined });
 }
 
 async function cancel(job) {
   job.cancelling = true;
   schedule(job.id);
   try {
-    const r = await fetch(`${API}/jobs/${job.id}`, { method: 'DELETE' });
+    const headers = job.token ? { Authorization: `Bearer ${job.token}` } : {};
+    const r = await fetch(`${API}/jobs/${job.id}`,
+                          { method: 'DELETE', headers });
     if (!r.ok && r.status !== 409) {
       const body = await r.json().catch(() => ({}));
       showError(body.error ? body.error.message : `cancel failed: ${r.status}`);

@@ -7,8 +7,14 @@
  *     onEvent(ev) {}, onState(state, ev) {}, onTransport(name) {},
  *     onReconnecting(info) {}, onDone(ev) {}, onError(err) {},
  *   }, { pusher: 'http://127.0.0.1:8081',
- *        transports: ['websocket', 'sse', 'poll'], after: 0 });
+ *        transports: ['websocket', 'sse', 'poll'], after: 0,
+ *        token: answer.token });
  *   w.close();
+ *
+ * token is the job's token from the POST /jobs answer, needed when the
+ * pusher enforces tokens (docs/SECURITY.md); it is sent as the WebSocket
+ * subscribe message's token member, or in tokens= of the SSE and long-poll
+ * URLs.
  *
  * All jobs a page watches on one pusher share one connection: one
  * WebSocket, else one Server-Sent Events stream (GET /events?jobs=…), else
@@ -71,9 +77,10 @@
 
   /* ---- one watched job --------------------------------------------- */
 
-  function Watcher(hub, job, handlers, after) {
+  function Watcher(hub, job, handlers, after, token) {
     this.hub = hub;
     this.job = job;
+    this.token = token || null;
     this.handlers = handlers || {};
     this.seq = after || 0;     /* last seq delivered */
     this.state = null;
@@ -300,6 +307,17 @@
     return watchers.map(function (w) { return w.job + ':' + w.seq; }).join(',');
   }
 
+  /* "&tokens=T1,T2…" in the order of jobList, or '' when no job has one.
+   * A job without a token gets an empty entry, which the pusher refuses
+   * when it enforces tokens. */
+  function tokenList(watchers) {
+    if (!watchers.some(function (w) { return w.token; }))
+      return '';
+    return '&tokens=' + encodeURIComponent(watchers.map(function (w) {
+      return w.token || '';
+    }).join(','));
+  }
+
   /* ---- WebSocket: subscribe and unsubscribe per job ------------------ */
 
   function WsConn(hub) {
@@ -330,7 +348,10 @@
       self.onmessage();
       if (msg.op === 'error') {
         if (msg.job && (msg.code === 'job_not_found' ||
-                        msg.code === 'invalid_job_id'))
+                        msg.code === 'invalid_job_id' ||
+                        msg.code === 'token_required' ||
+                        msg.code === 'token_invalid' ||
+                        msg.code === 'token_expired'))
           self.hub.jobError(msg.job, msg.code, msg.message);
         else if (msg.job && msg.code === 'broker_unavailable')
           self.retryJob(msg.job);
@@ -354,7 +375,10 @@
   };
 
   WsConn.prototype.add = function (w) {
-    this.send({ op: 'subscribe', job: w.job, after: w.seq });
+    var cmd = { op: 'subscribe', job: w.job, after: w.seq };
+    if (w.token)
+      cmd.token = w.token;
+    this.send(cmd);
   };
 
   WsConn.prototype.remove = function (w) {
@@ -397,8 +421,12 @@
     var self = this;
     var ids = watchers.map(function (w) { return w.job; });
     this.jobs = ids.slice().sort().join(',');
+    /* A refused token refuses the whole stream; EventSource only sees
+     * an error, and the hub retries with backoff. Not handled: telling
+     * which job's token was refused (the pusher's answer does not say). */
     this.es = new EventSource(this.hub.base + '/events?jobs=' +
-                              encodeURIComponent(jobList(watchers)));
+                              encodeURIComponent(jobList(watchers)) +
+                              tokenList(watchers));
     this.es.onopen = function () {
       self.isOpen = true;
       self.onopen();
@@ -485,7 +513,7 @@
     this.ctl = ctl;
     /* The first poll answers at once, so that "open" means "reachable". */
     var url = this.hub.base + '/poll?jobs=' +
-              encodeURIComponent(jobList(watchers)) +
+              encodeURIComponent(jobList(watchers)) + tokenList(watchers) +
               '&timeout=' + (first ? 0 : this.hub.opts.pollTimeout);
     fetch(url, { signal: ctl ? ctl.signal : undefined, cache: 'no-store' })
       .then(function (r) {
@@ -568,7 +596,8 @@
     var base = baseUrl(o.pusher);
     var key = base + ' ' + o.transports.join(',');
     var hub = hubs[key] || (hubs[key] = new Hub(base, o));
-    var w = new Watcher(hub, String(jobId), handlers, o.after || 0);
+    var w = new Watcher(hub, String(jobId), handlers, o.after || 0,
+                        opts && opts.token);
     hub.add(w);
     return {
       job: w.job,
