@@ -72,6 +72,15 @@ jw_event_new (gint64 seq, const char *type, GBytes *json)
 }
 
 JwEvent *
+jw_event_new_take (gint64 seq, const char *type, GBytes *json)
+{
+  JwEvent *ev = jw_event_new (seq, type, json);
+
+  g_bytes_unref (json);
+  return ev;
+}
+
+JwEvent *
 jw_event_ref (JwEvent *ev)
 {
   ev->ref++;

@@ -22,6 +22,8 @@ typedef struct
 } JwEvent;
 
 JwEvent *jw_event_new (gint64 seq, const char *type, GBytes *json);
+/* The same, taking json over. */
+JwEvent *jw_event_new_take (gint64 seq, const char *type, GBytes *json);
 JwEvent *jw_event_ref (JwEvent *ev);
 void jw_event_unref (JwEvent *ev);
 GBytes *jw_event_sse (JwEvent *ev);

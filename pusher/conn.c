@@ -41,8 +41,8 @@ typedef struct
 {
   GBytes *bytes;
   gsize offset;
-  gboolean progress;       /* a progress event, which a newer one may replace */
-  gint64 queued;           /* monotonic µs, for the delivery histogram */
+  gboolean progress; /* a progress event, which a newer one may replace */
+  gint64 queued;     /* loop-turn time (µs), for the delivery histogram */
   char job[JW_ID_LEN + 1]; /* the job of an event, "" for anything else */
 } Chunk;
 
@@ -54,7 +54,13 @@ struct _JwConn
   guint8 dirty : 1;
   guint8 want_out : 1;
   guint index; /* in conns.all */
-  GQueue out;  /* of Chunk */
+  /* The output queue: a ring of chunks held inline, so that queueing
+   * one event allocates nothing once the ring has grown to the backlog
+   * the client usually has. cap is 0 or a power of two. */
+  Chunk *ring;
+  guint ring_head;
+  guint ring_len;
+  guint ring_cap;
   gsize out_bytes;
   gint64 last_in; /* seconds, monotonic */
   gint64 last_out;
@@ -84,6 +90,7 @@ static struct
   GPtrArray *dirty;
   GPtrArray *doomed;
   GArray *deferred;
+  gint64 write_time; /* monotonic µs, read once per turn before writing */
 } conns = { .epfd = -1 };
 
 static guint8 read_buf[READ_BUF];
@@ -115,16 +122,61 @@ watch (JwConn *self, gboolean out)
     g_warning ("epoll_ctl failed fd=%d error=%s", self->fd, g_strerror (errno));
 }
 
-static void
-clear_queue (JwConn *self)
+#define RING_MIN 4
+
+static Chunk *
+ring_at (JwConn *self, guint i)
+{
+  return &self->ring[(self->ring_head + i) & (self->ring_cap - 1)];
+}
+
+/* A new zeroed chunk at the tail. */
+static Chunk *
+ring_push (JwConn *self)
 {
   Chunk *c;
 
-  while ((c = g_queue_pop_head (&self->out)) != NULL)
+  if (self->ring_len == self->ring_cap)
     {
-      g_bytes_unref (c->bytes);
-      g_free (c);
+      guint cap = MAX (RING_MIN, self->ring_cap * 2);
+      Chunk *ring = g_new (Chunk, cap);
+
+      for (guint i = 0; i < self->ring_len; i++)
+        ring[i] = *ring_at (self, i);
+      g_free (self->ring);
+      self->ring = ring;
+      self->ring_cap = cap;
+      self->ring_head = 0;
     }
+  c = ring_at (self, self->ring_len++);
+  memset (c, 0, sizeof *c);
+  return c;
+}
+
+/* Drops the head chunk (its bytes already released). An emptied ring
+ * that grew past its usual size is given back. */
+static void
+ring_pop_head (JwConn *self)
+{
+  self->ring_head = (self->ring_head + 1) & (self->ring_cap - 1);
+  if (--self->ring_len == 0)
+    {
+      self->ring_head = 0;
+      if (self->ring_cap > 4 * RING_MIN)
+        {
+          g_clear_pointer (&self->ring, g_free);
+          self->ring_cap = 0;
+        }
+    }
+}
+
+static void
+clear_queue (JwConn *self)
+{
+  for (guint i = 0; i < self->ring_len; i++)
+    g_bytes_unref (ring_at (self, i)->bytes);
+  g_clear_pointer (&self->ring, g_free);
+  self->ring_head = self->ring_len = self->ring_cap = 0;
   self->out_bytes = 0;
 }
 
@@ -172,14 +224,12 @@ flush (JwConn *self)
 {
   struct iovec iov[MAX_IOV];
   struct msghdr mh = { .msg_iov = iov };
-  GList *l;
-  int n = 0;
+  guint n = 0;
   gssize written;
-  gint64 now = 0;
 
-  for (l = self->out.head; l != NULL && n < MAX_IOV; l = l->next, n++)
+  for (; n < self->ring_len && n < MAX_IOV; n++)
     {
-      Chunk *c = l->data;
+      Chunk *c = ring_at (self, n);
       gsize len;
       const guint8 *p = g_bytes_get_data (c->bytes, &len);
 
@@ -205,7 +255,7 @@ flush (JwConn *self)
       jw_pusher_metrics.bytes_written += written;
       while (written > 0)
         {
-          Chunk *c = g_queue_peek_head (&self->out);
+          Chunk *c = ring_at (self, 0);
           gsize left = g_bytes_get_size (c->bytes) - c->offset;
 
           if ((gsize)written < left)
@@ -216,20 +266,19 @@ flush (JwConn *self)
           written -= left;
           if (c->job[0] != '\0')
             {
-              if (now == 0)
-                now = g_get_monotonic_time ();
               jw_pusher_metrics.events_delivered++;
               jw_histogram_observe (&jw_pusher_metrics.delivery,
-                                    (now - c->queued) / (double)G_USEC_PER_SEC);
+                                    (conns.write_time - c->queued)
+                                        / (double)G_USEC_PER_SEC);
             }
           g_bytes_unref (c->bytes);
-          g_free (g_queue_pop_head (&self->out));
+          ring_pop_head (self);
         }
     }
 
   if (self->out_bytes < conns.limits.max_backlog / 2)
     self->slow_since = 0;
-  if (self->out.length > 0)
+  if (self->ring_len > 0)
     {
       watch (self, TRUE);
       return;
@@ -248,11 +297,9 @@ flush (JwConn *self)
 static gboolean
 coalesce (JwConn *self, GBytes *bytes, const char *job)
 {
-  GList *l = self->out.tail;
-
-  for (guint n = 0; l != NULL && n < COALESCE_SCAN; l = l->prev, n++)
+  for (guint n = 0; n < self->ring_len && n < COALESCE_SCAN; n++)
     {
-      Chunk *c = l->data;
+      Chunk *c = ring_at (self, self->ring_len - 1 - n);
 
       if (strcmp (c->job, job) != 0)
         continue;
@@ -283,27 +330,26 @@ too_slow (JwConn *self)
           self->fd, self->out_bytes, self->coalesced);
   jw_pusher_metrics.slow_disconnected++;
   /* Keep a partly written frame whole; SSE keeps its response head. */
-  while (self->out.length > 0)
+  while (self->ring_len > 0)
     {
-      Chunk *tail = g_queue_peek_tail (&self->out);
+      Chunk *tail = ring_at (self, self->ring_len - 1);
 
       if (tail->offset > 0
           || (self->kind == JW_CONN_SSE && tail->job[0] == '\0'))
         break;
       self->out_bytes -= g_bytes_get_size (tail->bytes);
       g_bytes_unref (tail->bytes);
-      g_free (g_queue_pop_tail (&self->out));
+      self->ring_len--;
     }
   /* The reason goes in past the backlog bound: queueing it through
    * queue_chunk could find the queue full again and come back here. */
-  c = g_new0 (Chunk, 1);
+  c = ring_push (self);
   if (self->kind == JW_CONN_SSE)
     c->bytes = g_bytes_new_static (comment, sizeof comment - 1);
   else
     c->bytes = jw_ws_close_frame_new (JW_WS_CLOSE_POLICY_VIOLATION,
                                       "too slow");
   self->out_bytes += g_bytes_get_size (c->bytes);
-  g_queue_push_tail (&self->out, c);
   jw_conn_end (self);
 }
 
@@ -334,15 +380,14 @@ queue_chunk (JwConn *self, GBytes *bytes, const char *job, gboolean progress)
       return;
     }
 
-  now = g_get_monotonic_time ();
-  c = g_new0 (Chunk, 1);
+  /* The loop turn's time is exact enough here and costs no clock read. */
+  now = g_source_get_time (conns.source);
+  c = ring_push (self);
   c->bytes = g_bytes_ref (bytes);
-  c->offset = 0;
   c->progress = progress;
   c->queued = now;
   if (job != NULL)
     g_strlcpy (c->job, job, sizeof c->job);
-  g_queue_push_tail (&self->out, c);
   self->out_bytes += len;
   if (self->out_bytes >= soft && self->slow_since == 0)
     self->slow_since = now / G_USEC_PER_SEC;
@@ -547,6 +592,8 @@ source_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
     }
 
   /* One write per connection per loop turn, whatever was queued. */
+  if (conns.dirty->len > 0)
+    conns.write_time = g_get_monotonic_time ();
   for (guint i = 0; i < conns.dirty->len; i++)
     {
       JwConn *c = g_ptr_array_index (conns.dirty, i);
@@ -611,7 +658,7 @@ jw_conns_stop (void)
     {
       JwConn *c = g_ptr_array_index (conns.all, i);
 
-      if (c->kind == JW_CONN_WS && c->state == STATE_OPEN && c->out.length == 0)
+      if (c->kind == JW_CONN_WS && c->state == STATE_OPEN && c->ring_len == 0)
         {
           g_autoptr (GBytes) frame =
               jw_ws_close_frame_new (JW_WS_CLOSE_GOING_AWAY, "shutting down");
@@ -735,7 +782,6 @@ jw_conn_new (int fd, JwConnKind kind)
 
   self->fd = fd;
   self->kind = kind;
-  g_queue_init (&self->out);
   self->last_in = self->last_out = now_s ();
   set_state (self, STATE_OPEN);
   if (kind == JW_CONN_WS)
