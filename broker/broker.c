@@ -218,6 +218,26 @@ publish (JwBroker *self, const char *topic, gint64 seq, const char *type,
   broker_send (self, self->events, g_steal_pointer (&msg));
 }
 
+/* The event time of ms as jw_time_format_ms writes it, into buf: the date
+ * and time of day are formatted once per second, not once per event. */
+static const char *
+event_time (gint64 ms, char buf[32])
+{
+  static gint64 cached_sec = G_MININT64;
+  static char prefix[32];
+
+  if (ms / 1000 != cached_sec)
+    {
+      g_autofree char *full = jw_time_format_ms (ms - ms % 1000);
+
+      /* "YYYY-MM-DDTHH:MM:SS", without ".mmmZ". */
+      g_strlcpy (prefix, full, MIN (sizeof prefix, strlen (full) - 4));
+      cached_sec = ms / 1000;
+    }
+  g_snprintf (buf, 32, "%s.%03dZ", prefix, (int)(ms % 1000));
+  return buf;
+}
+
 /* Gives job its next seq, builds the event in the fixed member order (job,
  * seq, type, time, attempt, then the (name, JsonNode *) pairs that follow
  * error, which are consumed), records it with job as the new snapshot, and
@@ -226,38 +246,36 @@ gboolean
 broker_record_event (JwBroker *self, JwJob *job, const char *type,
                      GError **error, ...)
 {
-  g_autoptr (JsonBuilder) b = json_builder_new ();
-  g_autoptr (JsonNode) root = NULL;
+  /* Written directly rather than through a JsonBuilder and a node tree:
+   * this runs for every event. The id is a checked job id, the type a
+   * known event type and the member names literals: none needs escaping. */
+  GString *out = g_string_sized_new (256);
   g_autoptr (GBytes) json = NULL;
-  g_autofree char *time = jw_time_format_ms (jw_now_ms ());
+  char time[32];
   const char *name;
   va_list ap;
 
   job->seq++;
 
-  json_builder_begin_object (b);
-  json_builder_set_member_name (b, "job");
-  json_builder_add_string_value (b, job->id);
-  json_builder_set_member_name (b, "seq");
-  json_builder_add_int_value (b, job->seq);
-  json_builder_set_member_name (b, "type");
-  json_builder_add_string_value (b, type);
-  json_builder_set_member_name (b, "time");
-  json_builder_add_string_value (b, time);
-  json_builder_set_member_name (b, "attempt");
-  json_builder_add_int_value (b, job->attempt);
+  g_string_append_printf (
+      out,
+      "{\"job\":\"%s\",\"seq\":%" G_GINT64_FORMAT
+      ",\"type\":\"%s\",\"time\":\"%s\",\"attempt\":%" G_GINT64_FORMAT,
+      job->id, job->seq, type, event_time (jw_now_ms (), time), job->attempt);
   va_start (ap, error);
   while ((name = va_arg (ap, const char *)) != NULL)
     {
-      JsonNode *value = va_arg (ap, JsonNode *);
-      json_builder_set_member_name (b, name);
-      json_builder_add_value (b, value);
+      g_autoptr (JsonNode) value = va_arg (ap, JsonNode *);
+      gsize len;
+      g_autofree char *text = jw_json_to_string (value, &len);
+
+      g_string_append_printf (out, ",\"%s\":", name);
+      g_string_append_len (out, text, len);
     }
   va_end (ap);
-  json_builder_end_object (b);
+  g_string_append_c (out, '}');
 
-  root = json_builder_get_root (b);
-  json = jw_json_to_bytes (root);
+  json = g_string_free_to_bytes (out);
   if (jw_ledger_append (self->ledger, job, type, json, error) == 0)
     {
       job->seq--;
