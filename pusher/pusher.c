@@ -509,11 +509,27 @@ sub_event (JwSub *sub, JwEvent *ev)
     }
 }
 
+/* Answers a long-poll with body, a JSON array of count events still
+ * missing its closing bracket, and takes body. */
+static void
+answer_events (SoupServerMessage *msg, guint status, GString *body,
+               guint count)
+{
+  gsize len;
+
+  g_string_append_c (body, ']');
+  len = body->len;
+  jw_pusher_metrics.events_delivered += count;
+  jw_pusher_metrics.bytes_written += len;
+  soup_server_message_set_status (msg, status, NULL);
+  soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_TAKE,
+                                    g_string_free (body, FALSE), len);
+}
+
 static void
 sub_flush (JwSub *sub)
 {
   Sub *s = (Sub *)sub;
-  gsize len;
 
   if (s->kind == SUB_MULTI)
     multi_flush (s);
@@ -521,15 +537,8 @@ sub_flush (JwSub *sub)
     return;
   jw_log_job (G_LOG_LEVEL_DEBUG, s->job, "poll answered job=%s events=%u",
               s->job, s->count);
-  g_string_append_c (s->body, ']');
-  len = s->body->len;
-  jw_pusher_metrics.events_delivered += s->count;
-  jw_pusher_metrics.bytes_written += len;
-  soup_server_message_set_status (s->msg, SOUP_STATUS_OK, NULL);
-  soup_server_message_set_response (s->msg, "application/json",
-                                    SOUP_MEMORY_TAKE,
-                                    g_string_free (s->body, FALSE), len);
-  s->body = NULL;
+  answer_events (s->msg, SOUP_STATUS_OK, g_steal_pointer (&s->body),
+                 s->count);
   release_msg (s);
   jw_channel_remove (sub);
 }
@@ -1002,19 +1011,9 @@ multi_respond (Multi *m, guint status, const char *code, const char *message)
     soup_server_message_set_status (m->msg, status, NULL);
   else
     {
-      gsize len;
-
       if (m->count == 0)
         g_string_assign (m->body, "[");
-      g_string_append_c (m->body, ']');
-      len = m->body->len;
-      jw_pusher_metrics.events_delivered += m->count;
-      jw_pusher_metrics.bytes_written += len;
-      soup_server_message_set_status (m->msg, status, NULL);
-      soup_server_message_set_response (m->msg, "application/json",
-                                        SOUP_MEMORY_TAKE,
-                                        g_string_free (m->body, FALSE), len);
-      m->body = NULL;
+      answer_events (m->msg, status, g_steal_pointer (&m->body), m->count);
     }
   multi_release_msg (m);
   multi_finish (m);
