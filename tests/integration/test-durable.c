@@ -268,22 +268,6 @@ test_idempotency_restarts (void)
   }
 }
 
-static gboolean
-wait_status (JwTestEnv *env, const char *path, guint status, guint timeout_ms)
-{
-  gint64 deadline = jw_deadline (timeout_ms);
-
-  while (g_get_monotonic_time () < deadline)
-    {
-      g_autoptr (JwReply) r = jw_api_get (env, path);
-
-      if (r->status == status)
-        return TRUE;
-      g_usleep (50 * G_TIME_SPAN_MILLISECOND);
-    }
-  return FALSE;
-}
-
 static void
 test_retention (void)
 {
@@ -314,7 +298,7 @@ test_retention (void)
       env, "{\"type\":\"sleep\",\"params\":{\"seconds\":3,\"steps\":3}}");
   slow_path = g_strconcat ("/jobs/", slow, NULL);
 
-  g_assert_true (wait_status (env, old_path, 404, 10000));
+  g_assert_true (jw_wait_api_status (env, old_path, 404, 10000));
   gone = jw_api_get (env, old_path);
   jw_assert_error (gone, 404, "job_not_found");
   events_path = g_strconcat ("/jobs/", old, "/events", NULL);
@@ -324,7 +308,7 @@ test_retention (void)
   slow_done = jw_wait_job (env, slow, "succeeded", 15000);
   g_assert_nonnull (slow_done);
   /* And once finished, it goes too. */
-  g_assert_true (wait_status (env, slow_path, 404, 10000));
+  g_assert_true (jw_wait_api_status (env, slow_path, 404, 10000));
 }
 
 int

@@ -20,22 +20,6 @@ post_with_key (JwTestEnv *env, const char *json, const char *key)
                   key != NULL ? headers : NULL);
 }
 
-static gboolean
-wait_status (JwTestEnv *env, const char *path, guint status, guint timeout_ms)
-{
-  gint64 deadline = jw_deadline (timeout_ms);
-
-  while (g_get_monotonic_time () < deadline)
-    {
-      g_autoptr (JwReply) r = jw_api_get (env, path);
-
-      if (r->status == status)
-        return TRUE;
-      g_usleep (20 * G_TIME_SPAN_MILLISECOND);
-    }
-  return FALSE;
-}
-
 static void
 test_broker_down (void)
 {
@@ -63,7 +47,7 @@ test_broker_down (void)
   g_assert_nonnull (retry_after);
   g_assert_true (
       g_ascii_string_to_unsigned (retry_after, 10, 1, 3600, &secs, NULL));
-  g_assert_true (wait_status (env, "/healthz", 503, 10000));
+  g_assert_true (jw_wait_api_status (env, "/healthz", 503, 10000));
   {
     g_autoptr (JwReply) r = jw_api_get (env, state_path);
 

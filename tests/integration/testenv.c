@@ -422,6 +422,23 @@ api_ready (JwTestEnv *env, guint n_workers)
 }
 
 gboolean
+jw_wait_api_status (JwTestEnv *env, const char *path, guint status,
+                    guint timeout_ms)
+{
+  gint64 deadline = jw_deadline (timeout_ms);
+
+  while (g_get_monotonic_time () < deadline)
+    {
+      g_autoptr (JwReply) r = jw_api_get (env, path);
+
+      if (r->status == status)
+        return TRUE;
+      g_usleep (POLL_MS * G_TIME_SPAN_MILLISECOND);
+    }
+  return FALSE;
+}
+
+gboolean
 jw_test_env_wait_api (JwTestEnv *env, guint n_workers, guint timeout_ms)
 {
   gint64 deadline = jw_deadline (timeout_ms);

@@ -59,6 +59,9 @@ void jw_test_env_dump_logs (JwTestEnv *env);
  * 200, up to timeout_ms. */
 gboolean jw_test_env_wait_ready (JwTestEnv *env, guint n_workers,
                                  guint timeout_ms);
+/* Polls GET path on the api until it answers status, up to timeout_ms. */
+gboolean jw_wait_api_status (JwTestEnv *env, const char *path, guint status,
+                             guint timeout_ms);
 /* Waits for api /healthz == 200 with "workers" == n only: the api is
  * connected to the broker again, whatever the pusher does. */
 gboolean jw_test_env_wait_api (JwTestEnv *env, guint n_workers,
