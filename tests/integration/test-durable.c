@@ -260,7 +260,12 @@ test_idempotency_restarts (void)
       "order-1");
   jw_assert_error (other, 422, "idempotency_key_reused");
   {
-    g_autoptr (JwReply) list = jw_api_get (env, "/jobs?limit=10");
+    g_autoptr (JwReply) list = NULL;
+
+    /* The api's query socket may reconnect to the restarted broker after
+     * its command socket; until then queries answer 503 Retry-After. */
+    g_assert_true (jw_wait_api_status (env, "/jobs?limit=10", 200, 10000));
+    list = jw_api_get (env, "/jobs?limit=10");
     JsonArray *jobs = jw_json_get_array (jw_reply_object (list), "jobs");
 
     g_assert_cmpuint (list->status, ==, 200);
