@@ -7,6 +7,7 @@
 #include "channel.h"
 #include "conn.h"
 #include "metrics.h"
+#include "request.h"
 #include "sse.h"
 #include "static.h"
 #include "ws.h"
@@ -33,7 +34,6 @@
 #define POLL_MAX_EVENTS 1000
 #define WS_MAX_MESSAGE (64 * 1024)
 #define JSON_MAX_DEPTH 64
-#define CMD_MAX_DEPTH 8
 
 typedef enum
 {
@@ -658,50 +658,35 @@ ws_find (WsState *ws, const char *job)
 }
 
 static void
-ws_subscribe (JwPusher *self, JwConn *conn, WsState *ws, JsonObject *cmd)
+ws_subscribe (JwPusher *self, JwConn *conn, WsState *ws,
+              const JwWsCommand *cmd)
 {
-  const char *job = jw_json_get_string (cmd, "job");
   const char *code, *message;
-  gint64 after = 0;
   guint status;
   Sub *s;
 
-  if (job == NULL || !jw_id_valid (job, -1))
-    {
-      ws_send_op (conn, "error", NULL, "invalid_job_id",
-                  "job must be a job id");
-      return;
-    }
-  if (json_object_has_member (cmd, "after")
-      && (!jw_json_get_int (cmd, "after", &after) || after < 0))
-    {
-      ws_send_op (conn, "error", job, "invalid_message",
-                  "after must be a non-negative integer");
-      return;
-    }
-  if ((code = token_refusal (self, job, jw_json_get_string (cmd, "token"),
-                             &status, &message))
+  if ((code = token_refusal (self, cmd->job, cmd->token, &status, &message))
       != NULL)
     {
-      ws_send_op (conn, "error", job, code, message);
+      ws_send_op (conn, "error", cmd->job, code, message);
       return;
     }
-  if (ws_find (ws, job) != NULL)
+  if (ws_find (ws, cmd->job) != NULL)
     {
-      ws_send_op (conn, "error", job, "already_subscribed",
+      ws_send_op (conn, "error", cmd->job, "already_subscribed",
                   "this connection already follows the job");
       return;
     }
   if (ws->subs->len >= self->max_ws_subs)
     {
-      ws_send_op (conn, "error", job, "too_many_subscriptions",
+      ws_send_op (conn, "error", cmd->job, "too_many_subscriptions",
                   "unsubscribe from another job first");
       return;
     }
-  s = sub_new (self, SUB_WS, job, after);
+  s = sub_new (self, SUB_WS, cmd->job, cmd->after);
   s->conn = conn;
   g_ptr_array_add (ws->subs, s);
-  jw_channel_add (job, &s->sub);
+  jw_channel_add (cmd->job, &s->sub);
 }
 
 static void
@@ -709,45 +694,23 @@ conn_ws_text (JwConn *conn, const char *data, gsize len, gpointer user_data)
 {
   JwPusher *self = user_data;
   WsState *ws = jw_conn_get_data (conn);
-  g_autoptr (JsonNode) node = NULL;
-  JsonObject *cmd;
-  const char *op;
+  JwWsCommand cmd;
+  const char *code, *message;
+  Sub *s;
 
   if (ws == NULL)
     return;
-  node = jw_json_parse (data, len, CMD_MAX_DEPTH, NULL);
-  cmd = node ? jw_json_node_object (node) : NULL;
-  op = cmd ? jw_json_get_string (cmd, "op") : NULL;
-  if (op == NULL)
-    {
-      ws_send_op (conn, "error", NULL, "invalid_message",
-                  "a message is a JSON object with an op");
-      return;
-    }
-
-  if (strcmp (op, "subscribe") == 0)
-    {
-      ws_subscribe (self, conn, ws, cmd);
-    }
-  else if (strcmp (op, "unsubscribe") == 0)
-    {
-      const char *job = jw_json_get_string (cmd, "job");
-      Sub *s;
-
-      if (job == NULL || !jw_id_valid (job, -1))
-        {
-          ws_send_op (conn, "error", NULL, "invalid_job_id",
-                      "job must be a job id");
-          return;
-        }
-      if ((s = ws_find (ws, job)) != NULL)
-        ws_drop (s);
-      ws_send_op (conn, "unsubscribed", job, NULL, NULL);
-    }
+  if (!jw_ws_command_parse (data, len, &cmd, &code, &message))
+    ws_send_op (conn, "error", cmd.job[0] ? cmd.job : NULL, code, message);
+  else if (cmd.op == JW_WS_SUBSCRIBE)
+    ws_subscribe (self, conn, ws, &cmd);
   else
     {
-      ws_send_op (conn, "error", NULL, "invalid_message", "unknown op");
+      if ((s = ws_find (ws, cmd.job)) != NULL)
+        ws_drop (s);
+      ws_send_op (conn, "unsubscribed", cmd.job, NULL, NULL);
     }
+  jw_ws_command_clear (&cmd);
 }
 
 typedef struct
@@ -1248,39 +1211,6 @@ multi_sub_released (Sub *s)
   multi_unref (m);
 }
 
-/* Parses "ID[:SEQ],…" into ids and cursors (0 without a seq). */
-static gboolean
-parse_job_list (const char *str, guint max, gboolean need_seq, GPtrArray *ids,
-                GArray *cursors)
-{
-  g_auto (GStrv) items = NULL;
-
-  if (str == NULL || *str == '\0')
-    return FALSE;
-  items = g_strsplit (str, ",", -1);
-  if (g_strv_length (items) > max)
-    return FALSE;
-  for (guint i = 0; items[i] != NULL; i++)
-    {
-      char *colon = strchr (items[i], ':');
-      gint64 seq = 0;
-
-      if (colon != NULL)
-        *colon = '\0';
-      else if (need_seq)
-        return FALSE;
-      if (!jw_id_valid (items[i], -1)
-          || (colon != NULL && !jw_sse_parse_seq (colon + 1, &seq)))
-        return FALSE;
-      for (guint j = 0; j < ids->len; j++)
-        if (strcmp (g_ptr_array_index (ids, j), items[i]) == 0)
-          return FALSE;
-      g_ptr_array_add (ids, g_strdup (items[i]));
-      g_array_append_val (cursors, seq);
-    }
-  return TRUE;
-}
-
 static void
 handle_multi (SoupServer *server, SoupServerMessage *msg, const char *path,
               GHashTable *query, gpointer user_data)
@@ -1306,7 +1236,8 @@ handle_multi (SoupServer *server, SoupServerMessage *msg, const char *path,
   if (!check_get (msg))
     return;
   add_common_headers (self, msg);
-  if (!parse_job_list (jobs, self->max_ws_subs, FALSE, ids, cursors))
+  if (!jw_request_parse_job_list (jobs, self->max_ws_subs, FALSE, ids,
+                                  cursors))
     {
       respond_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid_query",
                      "jobs must list from 1 to max-subscriptions distinct "
@@ -1318,10 +1249,9 @@ handle_multi (SoupServer *server, SoupServerMessage *msg, const char *path,
    * the client may not see is ever sent. */
   if (self->token_secret != NULL)
     {
-      g_auto (GStrv) toks = tokens ? g_strsplit (tokens, ",", -1) : NULL;
-      guint n = toks ? g_strv_length (toks) : 0;
+      g_auto (GStrv) toks = NULL;
 
-      if (n != 0 && n != ids->len)
+      if (!jw_request_split_tokens (tokens, ids->len, &toks))
         {
           respond_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid_query",
                          "tokens must list one token per job of jobs, in "
@@ -1334,7 +1264,8 @@ handle_multi (SoupServer *server, SoupServerMessage *msg, const char *path,
           guint status;
 
           if ((code = token_refusal (self, g_ptr_array_index (ids, i),
-                                     n ? toks[i] : NULL, &status, &message))
+                                     toks ? toks[i] : NULL, &status,
+                                     &message))
               != NULL)
             {
               respond_error (msg, status, code, message);
@@ -1347,7 +1278,7 @@ handle_multi (SoupServer *server, SoupServerMessage *msg, const char *path,
       g_autoptr (GPtrArray) lids = g_ptr_array_new_with_free_func (g_free);
       g_autoptr (GArray) lseqs = g_array_new (FALSE, FALSE, sizeof (gint64));
 
-      if (!parse_job_list (last, G_MAXUINT, TRUE, lids, lseqs))
+      if (!jw_request_parse_job_list (last, G_MAXUINT, TRUE, lids, lseqs))
         {
           respond_error (msg, SOUP_STATUS_BAD_REQUEST, "invalid_query",
                          "Last-Event-ID must be ID:SEQ,…");
