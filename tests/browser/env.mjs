@@ -2,6 +2,7 @@
 // pusher from the meson build, on a fresh runtime directory and free
 // loopback ports, with helpers to kill and restart them.
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -51,8 +52,12 @@ function need(name) {
 }
 
 export class JobwireEnv {
-  constructor({ workers = 2, pusherSettings = [], apiSettings = [] } = {}) {
+  /* tokens: job tokens enforced by api and pusher, as in production
+   * (docs/SECURITY.md), with a fresh secret; false: open mode. */
+  constructor({ workers = 2, pusherSettings = [], apiSettings = [],
+                tokens = true } = {}) {
     this.nWorkers = workers;
+    this.tokens = tokens;
     this.pusherSettings = pusherSettings;
     this.apiSettings = apiSettings;
     this.procs = new Map();
@@ -72,15 +77,21 @@ export class JobwireEnv {
     this.pusher = `http://127.0.0.1:${this.pusherPort}`;
 
     const rt = ['--runtime-dir', this.dir];
+    const security = [];
+    if (this.tokens) {
+      const secret = path.join(this.dir, 'token.secret');
+      fs.writeFileSync(secret, crypto.randomBytes(32), { mode: 0o600 });
+      security.push('--set', `security.token-secret-file=${secret}`);
+    }
     this.cmds = {
       broker: [need('JW_BROKER'), ...rt, '--set',
                `broker.ledger=${path.join(this.dir, 'ledger.sqlite')}`],
       api: [need('JW_API'), ...rt, '--listen', `127.0.0.1:${this.apiPort}`,
-            '--set', `api.pusher-url=${this.pusher}`,
+            '--set', `api.pusher-url=${this.pusher}`, ...security,
             ...this.apiSettings.flatMap((s) => ['--set', s])],
       pusher: [need('JW_PUSHER'), ...rt, '--listen',
                `127.0.0.1:${this.pusherPort}`,
-               '--set', `pusher.web-root=${need('JW_WEB_ROOT')}`,
+               '--set', `pusher.web-root=${need('JW_WEB_ROOT')}`, ...security,
                ...this.pusherSettings.flatMap((s) => ['--set', s])],
     };
     for (let i = 1; i <= this.nWorkers; i++)

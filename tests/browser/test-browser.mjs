@@ -1,8 +1,9 @@
 // The browser client and the demo page in a real Chromium (Debian's,
 // driven by playwright-core) against the real daemons: a job submitted
 // from the page, failures, the fallbacks from WebSocket to SSE to
-// long-polling, a pusher restart mid-job, ten jobs on one WebSocket, and
-// the refusal of a page from another origin.
+// long-polling, a pusher restart mid-job, ten jobs on one WebSocket, a
+// token of one job refused for another, and the refusal of a page from
+// another origin. Job tokens are on, as in production.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -247,6 +248,50 @@ btest('ten jobs are watched at once on one WebSocket', async () => {
   // Saved for people to look at: the demo page with its ten rows.
   await page.screenshot({ path: path.join(ARTIFACTS, 'demo.png') });
   await page.context().close();
+});
+
+/* Watches job with token in the page over one transport; collects what
+ * reaches the handlers and the pusher's answers to the page. */
+async function watchWith(transport, job, token) {
+  const page = await openDemo();
+  page.answers = [];
+  page.on('response', (r) => {
+    if (/\/(events|poll)\?/.test(r.url()))
+      page.answers.push(r.status());
+  });
+  await page.evaluate(({ transport, job, token, pusher }) => {
+    window.seen = { events: [], errors: [] };
+    window.jobwire.watch(job, {
+      onEvent: (ev) => window.seen.events.push(ev.type),
+      onError: (err) => window.seen.errors.push(err.code),
+    }, { pusher, transports: [transport], token });
+  }, { transport, job, token, pusher: env.pusher });
+  return page;
+}
+
+btest('a token of one job shows nothing of another, over every transport', async () => {
+  const a = await env.submit('sleep', { seconds: 0.5, steps: 2 });
+  const b = await env.submit('sleep', { seconds: 0.5, steps: 2 });
+  assert.ok(a.token && b.token, 'tokens are on');
+  for (const transport of ['websocket', 'sse', 'poll']) {
+    const page = await watchWith(transport, b.id, a.token);
+    if (transport === 'websocket')
+      await page.waitForFunction(() => window.seen.errors.length > 0);
+    else
+      await waitFor(`the pusher to refuse the ${transport} request`,
+                    () => page.answers.includes(403));
+    // B runs to its end meanwhile; not one of its events reaches the page.
+    const right = await watchWith(transport, b.id, b.token);
+    await right.waitForFunction(() => window.seen.events.includes('succeeded'),
+                                null, { timeout: 30000 });
+    const seen = await page.evaluate(() => window.seen);
+    assert.deepEqual(seen.events, [], `${transport}: ${JSON.stringify(seen)}`);
+    if (transport === 'websocket')
+      assert.deepEqual(seen.errors, ['token_invalid']);
+    assert.ok(!page.answers.some((s) => s === 200), `${transport}: ${page.answers}`);
+    await page.context().close();
+    await right.context().close();
+  }
 });
 
 btest('a page from an origin not on the list is refused', async () => {
