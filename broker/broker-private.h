@@ -104,12 +104,18 @@ void broker_finish_job (JwBroker *self, ActiveJob *aj, JwJob *next);
 ActiveJob *broker_lookup_active (JwBroker *self, const char *id);
 JsonNode *broker_error_node (const char *code, const char *message);
 JsonNode *broker_parse_frame (JwMsg *msg, guint i, GError **error);
+/* Each handles one message received on its socket: a command from an api
+ * (commands), a worker's message with its ROUTER envelope (workers), a
+ * worker's event (worker-events), a query with its envelope (queries).
+ * Any bytes are safe: a message that does not fit is dropped or answered
+ * with an error, never trusted. */
+void broker_handle_command (JwBroker *self, JwMsg *msg);
 
 /* queries.c */
-gboolean broker_on_query (void *sock, gpointer user_data);
+void broker_handle_query (JwBroker *self, JwMsg *msg);
 
 /* workers.c */
-gboolean broker_on_worker (void *sock, gpointer user_data);
+void broker_handle_worker (JwBroker *self, JwMsg *msg);
 void broker_dispatch (JwBroker *self);
 Worker *broker_lookup_worker (JwBroker *self, GBytes *rid);
 /* Sends verb + json to a worker; on failure forgets the worker. */
@@ -160,6 +166,6 @@ void broker_types_announce (JwBroker *self, const char *name,
 JsonNode *broker_types_to_node (JwBroker *self);
 
 /* worker-events.c */
-gboolean broker_on_worker_event (void *sock, gpointer user_data);
+void broker_handle_worker_event (JwBroker *self, JwMsg *msg);
 
 G_END_DECLS

@@ -15,7 +15,6 @@
 #define ROUTER_HWM 10000
 #define COMMANDS_HWM 10000
 
-static gboolean on_command (void *sock, gpointer user_data);
 static gboolean on_subscription (void *sock, gpointer user_data);
 static gboolean on_heartbeat (gpointer user_data);
 
@@ -54,6 +53,42 @@ open_socket (JwConfig *config, const char *name, int type, int hwm,
     }
   *endpoint_out = g_steal_pointer (&endpoint);
   return sock;
+}
+
+/* The sources of the four sockets whose messages carry requests: each
+ * receives one message and hands it to its handler. */
+static gboolean
+receive (void *sock, JwBroker *self, void (*handle) (JwBroker *, JwMsg *))
+{
+  g_autoptr (JwMsg) msg = jw_msg_recv (sock, NULL);
+
+  if (msg != NULL)
+    handle (self, msg);
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+on_command (void *sock, gpointer self)
+{
+  return receive (sock, self, broker_handle_command);
+}
+
+static gboolean
+on_worker (void *sock, gpointer self)
+{
+  return receive (sock, self, broker_handle_worker);
+}
+
+static gboolean
+on_worker_event (void *sock, gpointer self)
+{
+  return receive (sock, self, broker_handle_worker_event);
+}
+
+static gboolean
+on_query (void *sock, gpointer self)
+{
+  return receive (sock, self, broker_handle_query);
 }
 
 JwBroker *
@@ -102,11 +137,11 @@ jw_broker_new (JwConfig *config, JwLedger *ledger, GError **error)
     return NULL;
 
   self->source_ids[0] = jw_zsource_add (self->commands, on_command, self);
-  self->source_ids[1] = jw_zsource_add (self->workers, broker_on_worker, self);
+  self->source_ids[1] = jw_zsource_add (self->workers, on_worker, self);
   self->source_ids[2] =
-      jw_zsource_add (self->worker_events, broker_on_worker_event, self);
+      jw_zsource_add (self->worker_events, on_worker_event, self);
   self->source_ids[3] = jw_zsource_add (self->events, on_subscription, self);
-  self->source_ids[4] = jw_zsource_add (self->queries, broker_on_query, self);
+  self->source_ids[4] = jw_zsource_add (self->queries, on_query, self);
   self->heartbeat_id = g_timeout_add_seconds (1, on_heartbeat, self);
   broker_liveness_init (self);
 
@@ -513,19 +548,14 @@ handle_cancel (JwBroker *self, JsonObject *req, const char *api,
   broker_cancel_running (self, aj);
 }
 
-static gboolean
-on_command (void *sock, gpointer user_data)
+void
+broker_handle_command (JwBroker *self, JwMsg *msg)
 {
-  JwBroker *self = user_data;
   g_autoptr (GError) error = NULL;
-  g_autoptr (JwMsg) msg = jw_msg_recv (sock, &error);
   g_autoptr (JsonNode) node = NULL;
   g_autofree char *verb = NULL;
   JsonObject *req;
   const char *api, *rid;
-
-  if (msg == NULL)
-    return G_SOURCE_CONTINUE;
 
   verb = jw_msg_dup_str (msg, 0);
   node = broker_parse_frame (msg, 1, &error);
@@ -533,7 +563,7 @@ on_command (void *sock, gpointer user_data)
     {
       g_warning ("bad command dropped verb=%s error=%s", verb ? verb : "?",
                  error ? error->message : "no verb");
-      return G_SOURCE_CONTINUE;
+      return;
     }
   req = jw_json_node_object (node);
   api = jw_json_get_string (req, "api");
@@ -541,7 +571,7 @@ on_command (void *sock, gpointer user_data)
   if (api == NULL || *api == '\0' || strlen (api) > 128)
     {
       g_warning ("command without api dropped verb=%s", verb);
-      return G_SOURCE_CONTINUE;
+      return;
     }
   g_debug ("command verb=%s api=%s rid=%s", verb, api, rid ? rid : "-");
 
@@ -555,7 +585,6 @@ on_command (void *sock, gpointer user_data)
     reply (self, api, rid, NULL, NULL, NULL);
   else
     reply (self, api, rid, NULL, "bad_request", "unknown command");
-  return G_SOURCE_CONTINUE;
 }
 
 /* XPUB hands up each subscription as one frame: 1 or 0, then the topic.

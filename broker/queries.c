@@ -300,12 +300,10 @@ jw_broker_counts (JwBroker *self, guint *queued, guint *running,
   *workers = g_hash_table_size (self->worker_table);
 }
 
-gboolean
-broker_on_query (void *sock, gpointer user_data)
+void
+broker_handle_query (JwBroker *self, JwMsg *msg)
 {
-  JwBroker *self = user_data;
   g_autoptr (GError) error = NULL;
-  g_autoptr (JwMsg) msg = jw_msg_recv (sock, &error);
   g_autoptr (JsonNode) node = NULL;
   g_autofree char *verb = NULL;
   Envelope env = {
@@ -314,9 +312,6 @@ broker_on_query (void *sock, gpointer user_data)
   JsonObject *req;
   const char *job;
   gsize len;
-
-  if (msg == NULL)
-    return G_SOURCE_CONTINUE;
 
   env.rid = jw_msg_pop (msg);
   if (jw_msg_data (msg, 0, &len) != NULL && len == 0)
@@ -357,5 +352,4 @@ out:
   g_clear_pointer (&env.rid, g_bytes_unref);
   g_clear_pointer (&env.delimiter, g_bytes_unref);
   g_free (env.req_id);
-  return G_SOURCE_CONTINUE;
 }

@@ -232,12 +232,10 @@ check_report (JwBroker *self, const char *id, const char *type,
   return aj;
 }
 
-gboolean
-broker_on_worker_event (void *sock, gpointer user_data)
+void
+broker_handle_worker_event (JwBroker *self, JwMsg *msg)
 {
-  JwBroker *self = user_data;
   g_autoptr (GError) error = NULL;
-  g_autoptr (JwMsg) msg = jw_msg_recv (sock, &error);
   g_autoptr (JsonNode) node = NULL;
   g_autofree char *id = NULL;
   JsonObject *report;
@@ -245,21 +243,18 @@ broker_on_worker_event (void *sock, gpointer user_data)
   ActiveJob *aj;
   JwJob *next;
 
-  if (msg == NULL)
-    return G_SOURCE_CONTINUE;
-
   id = jw_msg_dup_str (msg, 0);
   if (id == NULL || !jw_id_valid (id, -1))
     {
       g_warning ("worker event dropped: topic is not a job id");
-      return G_SOURCE_CONTINUE;
+      return;
     }
   node = broker_parse_frame (msg, 1, &error);
   if (node == NULL)
     {
       jw_log_job (G_LOG_LEVEL_WARNING, id,
                   "worker event dropped job=%s error=%s", id, error->message);
-      return G_SOURCE_CONTINUE;
+      return;
     }
   report = jw_json_node_object (node);
   type = jw_json_get_string (report, "type");
@@ -268,7 +263,7 @@ broker_on_worker_event (void *sock, gpointer user_data)
 
   aj = check_report (self, id, type, report);
   if (aj == NULL)
-    return G_SOURCE_CONTINUE;
+    return;
 
   next = jw_job_copy (aj->job);
   if (!apply_report (self, next, type, report, &error))
@@ -277,7 +272,7 @@ broker_on_worker_event (void *sock, gpointer user_data)
                   "recording worker event failed job=%s type=%s error=%s", id,
                   type, error->message);
       jw_job_free (next);
-      return G_SOURCE_CONTINUE;
+      return;
     }
 
   if (jw_state_is_terminal (next->state))
@@ -287,5 +282,4 @@ broker_on_worker_event (void *sock, gpointer user_data)
       jw_job_free (aj->job);
       aj->job = next;
     }
-  return G_SOURCE_CONTINUE;
 }

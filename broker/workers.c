@@ -762,19 +762,14 @@ handle_bye (JwBroker *self, Worker *worker, JsonObject *body)
   drop_worker (self, worker, FALSE, "worker_stopped", why);
 }
 
-gboolean
-broker_on_worker (void *sock, gpointer user_data)
+void
+broker_handle_worker (JwBroker *self, JwMsg *msg)
 {
-  JwBroker *self = user_data;
   g_autoptr (GError) error = NULL;
-  g_autoptr (JwMsg) msg = jw_msg_recv (sock, &error);
   g_autoptr (GBytes) rid = NULL;
   g_autoptr (JsonNode) node = NULL;
   g_autofree char *verb = NULL;
   Worker *worker;
-
-  if (msg == NULL)
-    return G_SOURCE_CONTINUE;
 
   rid = jw_msg_pop (msg);
   verb = jw_msg_dup_str (msg, 0);
@@ -783,7 +778,7 @@ broker_on_worker (void *sock, gpointer user_data)
     {
       g_warning ("bad worker message dropped verb=%s error=%s",
                  verb ? verb : "?", error ? error->message : "no verb");
-      return G_SOURCE_CONTINUE;
+      return;
     }
 
   worker = broker_lookup_worker (self, rid);
@@ -793,7 +788,7 @@ broker_on_worker (void *sock, gpointer user_data)
   if (g_str_equal (verb, "hello"))
     {
       handle_hello (self, rid, jw_json_node_object (node));
-      return G_SOURCE_CONTINUE;
+      return;
     }
   if (worker == NULL)
     {
@@ -801,7 +796,7 @@ broker_on_worker (void *sock, gpointer user_data)
        * makes it say hello again. */
       if (!g_str_equal (verb, "bye"))
         send_welcome (self, rid);
-      return G_SOURCE_CONTINUE;
+      return;
     }
 
   worker->last_seen_us = g_get_monotonic_time ();
@@ -821,5 +816,4 @@ broker_on_worker (void *sock, gpointer user_data)
   else
     g_debug ("unknown worker verb dropped verb=%s worker=%s", verb,
              worker->name);
-  return G_SOURCE_CONTINUE;
 }
