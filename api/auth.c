@@ -4,10 +4,8 @@
  * the time taken nor an early exit tells how much of a key was right. */
 #include "auth.h"
 
-#include <errno.h>
 #include <gio/gio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "jw-token.h"
 #include "validate.h"
@@ -54,25 +52,10 @@ load_keys (const char *path, GError **error)
   g_autoptr (GArray) keys = g_array_new (FALSE, TRUE, sizeof (ApiKey));
   g_autofree char *text = NULL;
   g_auto (GStrv) lines = NULL;
-  struct stat st;
 
   g_array_set_clear_func (keys, api_key_clear);
-  if (stat (path, &st) < 0)
-    {
-      int err = errno;
-
-      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (err),
-                   "cannot read api-keys-file %s: %s", path, g_strerror (err));
-      return NULL;
-    }
-  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED,
-                   "api-keys-file %s is open to group or others (mode %04o); "
-                   "make it 0600 or 0400",
-                   path, (guint)(st.st_mode & 07777));
-      return NULL;
-    }
+  if (!jw_config_check_private_file (path, "api-keys-file", error))
+    return NULL;
   if (!g_file_get_contents (path, &text, NULL, error))
     {
       g_prefix_error (error, "cannot read api-keys-file: ");

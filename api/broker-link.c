@@ -7,6 +7,7 @@
 
 #include <gio/gio.h>
 
+#include "jw-curve.h"
 #include "jw-json.h"
 #include "jw-msg.h"
 #include "jw-zmq.h"
@@ -33,6 +34,7 @@ struct _JwBrokerLink
 {
   char instance[13];
   char *topic;
+  JwCurve *curve; /* CURVE of tcp:// endpoints */
   zsock_t *push;
   zsock_t *sub;
   zsock_t *dealer;
@@ -307,14 +309,14 @@ ping (gpointer data)
 }
 
 static gboolean
-connect_endpoint (zsock_t *sock, JwConfig *cfg, const char *name,
-                  GError **error)
+connect_endpoint (zsock_t *sock, JwConfig *cfg, JwCurve *curve,
+                  const char *name, GError **error)
 {
   g_autofree char *endpoint = jw_config_endpoint (cfg, name, error);
 
   if (endpoint == NULL)
     return FALSE;
-  return jw_zmq_connect (sock, endpoint, error);
+  return jw_curve_connect (curve, sock, name, endpoint, error);
 }
 
 JwBrokerLink *
@@ -322,6 +324,9 @@ jw_broker_link_new (JwConfig *cfg, GError **error)
 {
   g_autoptr (JwBrokerLink) self = g_new0 (JwBrokerLink, 1);
 
+  self->curve = jw_curve_new (cfg, FALSE, error);
+  if (self->curve == NULL)
+    return NULL;
   g_snprintf (self->instance, sizeof self->instance, "%06x%06x",
               g_random_int () & 0xffffff, g_random_int () & 0xffffff);
   self->topic = g_strconcat ("~api.", self->instance, NULL);
@@ -338,9 +343,9 @@ jw_broker_link_new (JwConfig *cfg, GError **error)
   self->sub = jw_zmq_socket (ZMQ_SUB, 0);
   zsock_set_subscribe (self->sub, self->topic);
 
-  if (!connect_endpoint (self->push, cfg, "commands", error)
-      || !connect_endpoint (self->sub, cfg, "events", error)
-      || !connect_endpoint (self->dealer, cfg, "queries", error))
+  if (!connect_endpoint (self->push, cfg, self->curve, "commands", error)
+      || !connect_endpoint (self->sub, cfg, self->curve, "events", error)
+      || !connect_endpoint (self->dealer, cfg, self->curve, "queries", error))
     return NULL;
 
   self->sub_watch = jw_zsource_add (self->sub, sub_readable, self);
@@ -388,6 +393,7 @@ jw_broker_link_free (JwBrokerLink *self)
   zsock_destroy (&self->push);
   zsock_destroy (&self->sub);
   zsock_destroy (&self->dealer);
+  g_clear_pointer (&self->curve, jw_curve_free);
   g_free (self->topic);
   g_free (self->epoch);
   g_clear_pointer (&self->last_ping, json_object_unref);

@@ -132,7 +132,8 @@ main (int argc, char **argv)
   link = jw_broker_link_new (cfg, &error);
   if (link == NULL)
     {
-      g_critical ("cannot reach the broker endpoints: %s", error->message);
+      g_printerr ("jobwire-api: cannot reach the broker endpoints: %s\n",
+                  error->message);
       return 1;
     }
   server = jw_api_server_new (cfg, link, &error);

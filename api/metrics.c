@@ -163,6 +163,11 @@ jw_api_metrics_text (JwBrokerLink *link, gsize *len)
               "Worker events the broker ignored as stale (for an attempt "
               "or job the worker no longer holds) since its process "
               "started.");
+  broker_int (out, ping, "zap_refused", "jobwire_broker_zap_refused_total",
+              "counter",
+              "ZeroMQ handshakes on tcp:// endpoints the broker refused "
+              "(a CURVE key not in its allow-list) since its process "
+              "started.");
 
 out:
   *len = out->len;

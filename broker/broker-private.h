@@ -6,6 +6,7 @@
 #include <czmq.h>
 
 #include "broker.h"
+#include "jw-curve.h"
 #include "jw-msg.h"
 
 G_BEGIN_DECLS
@@ -72,6 +73,7 @@ struct _JwBroker
   guint64 events_recorded;
   guint64 finished[JW_STATE_CANCELLED + 1];
 
+  JwCurve *curve; /* CURVE and the ZAP handler of tcp:// endpoints */
   zsock_t *commands;
   zsock_t *workers;
   zsock_t *worker_events;

@@ -29,10 +29,10 @@ active_job_free (gpointer data)
 }
 
 static zsock_t *
-open_socket (JwConfig *config, const char *name, int type, int hwm,
+open_socket (JwBroker *self, const char *name, int type, int hwm,
              char **endpoint_out, GError **error)
 {
-  g_autofree char *endpoint = jw_config_endpoint (config, name, error);
+  g_autofree char *endpoint = jw_config_endpoint (self->config, name, error);
   zsock_t *sock;
 
   if (endpoint == NULL)
@@ -46,7 +46,7 @@ open_socket (JwConfig *config, const char *name, int type, int hwm,
   else if (type == ZMQ_SUB)
     zsock_set_subscribe (sock, "");
 
-  if (!jw_zmq_bind (sock, endpoint, error))
+  if (!jw_curve_bind (self->curve, sock, name, endpoint, error))
     {
       zsock_destroy (&sock);
       return NULL;
@@ -113,23 +113,26 @@ jw_broker_new (JwConfig *config, JwLedger *ledger, GError **error)
   self->worker_table = g_hash_table_new_full (g_bytes_hash, g_bytes_equal, NULL,
                                               (GDestroyNotify)worker_free);
 
-  self->commands = open_socket (config, "commands", ZMQ_PULL, COMMANDS_HWM,
+  self->curve = jw_curve_new (config, TRUE, error);
+  if (self->curve == NULL)
+    return NULL;
+  self->commands = open_socket (self, "commands", ZMQ_PULL, COMMANDS_HWM,
                                 &ep_commands, error);
   if (self->commands == NULL)
     return NULL;
-  self->workers = open_socket (config, "workers", ZMQ_ROUTER, ROUTER_HWM,
+  self->workers = open_socket (self, "workers", ZMQ_ROUTER, ROUTER_HWM,
                                &ep_workers, error);
   if (self->workers == NULL)
     return NULL;
-  self->worker_events = open_socket (config, "worker-events", ZMQ_SUB,
+  self->worker_events = open_socket (self, "worker-events", ZMQ_SUB,
                                      EVENTS_HWM, &ep_wevents, error);
   if (self->worker_events == NULL)
     return NULL;
   self->events =
-      open_socket (config, "events", ZMQ_XPUB, EVENTS_HWM, &ep_events, error);
+      open_socket (self, "events", ZMQ_XPUB, EVENTS_HWM, &ep_events, error);
   if (self->events == NULL)
     return NULL;
-  self->queries = open_socket (config, "queries", ZMQ_ROUTER, ROUTER_HWM,
+  self->queries = open_socket (self, "queries", ZMQ_ROUTER, ROUTER_HWM,
                                &ep_queries, error);
   if (self->queries == NULL)
     return NULL;
@@ -171,6 +174,7 @@ jw_broker_free (JwBroker *self)
   zsock_destroy (&self->worker_events);
   zsock_destroy (&self->events);
   zsock_destroy (&self->queries);
+  g_clear_pointer (&self->curve, jw_curve_free);
 
   g_queue_clear (&self->queue);
   g_clear_pointer (&self->active, g_hash_table_unref);

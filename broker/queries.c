@@ -279,6 +279,8 @@ query_ping (JwBroker *self, Envelope *env)
   json_builder_add_int_value (b, self->stale_events);
   json_builder_set_member_name (b, "events_recorded");
   json_builder_add_int_value (b, self->events_recorded);
+  json_builder_set_member_name (b, "zap_refused");
+  json_builder_add_int_value (b, jw_curve_refused (self->curve));
   json_builder_set_member_name (b, "finished");
   json_builder_begin_object (b);
   for (JwState st = JW_STATE_SUCCEEDED; st <= JW_STATE_CANCELLED; st++)

@@ -3,9 +3,11 @@
 #include "jw-config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -267,4 +269,39 @@ jw_config_sections (JwConfig *self, const char *prefix)
     }
   g_ptr_array_add (found, NULL);
   return (GStrv)g_ptr_array_free (g_steal_pointer (&found), FALSE);
+}
+
+gboolean
+jw_config_check_private_file (const char *path, const char *setting,
+                              GError **error)
+{
+  struct stat st;
+  int fd = open (path, O_RDONLY | O_CLOEXEC);
+
+  if (fd < 0 || fstat (fd, &st) < 0)
+    {
+      int err = errno;
+
+      if (fd >= 0)
+        close (fd);
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (err),
+                   "cannot read %s %s: %s", setting, path, g_strerror (err));
+      return FALSE;
+    }
+  close (fd);
+  if (!S_ISREG (st.st_mode))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "%s %s is not a regular file", setting, path);
+      return FALSE;
+    }
+  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED,
+                   "%s %s is open to group or others (mode %04o); make it "
+                   "0600 or 0400",
+                   setting, path, (guint)(st.st_mode & 07777));
+      return FALSE;
+    }
+  return TRUE;
 }

@@ -44,6 +44,12 @@ GStrv jw_config_get_string_list (JwConfig *self, const char *section,
  * file order, then those that only --set overrides name. */
 GStrv jw_config_sections (JwConfig *self, const char *prefix);
 
+/* Checks that path, the file of configuration key setting (named in the
+ * message), is a regular file that group and others can neither read nor
+ * write, as every file holding a secret must be. */
+gboolean jw_config_check_private_file (const char *path, const char *setting,
+                                       GError **error);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (JwConfig, jw_config_free)
 
 G_END_DECLS

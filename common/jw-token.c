@@ -2,12 +2,8 @@
  * file they come from. */
 #include "jw-token.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <gio/gio.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #define TOKEN_CONTEXT "jobwire-job-token"
 #define MAC_LEN 32
@@ -150,39 +146,12 @@ jw_token_load_secret (JwConfig *cfg, GError **error)
   const char *path =
       jw_config_get_string (cfg, "security", "token-secret-file", NULL);
   g_autofree char *data = NULL;
-  struct stat st;
   gsize len;
-  int fd;
 
   if (path == NULL || *path == '\0')
     return NULL;
-  fd = open (path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0 || fstat (fd, &st) < 0)
-    {
-      int err = errno;
-
-      if (fd >= 0)
-        close (fd);
-      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (err),
-                   "cannot read token-secret-file %s: %s", path,
-                   g_strerror (err));
-      return NULL;
-    }
-  close (fd);
-  if (!S_ISREG (st.st_mode))
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                   "token-secret-file %s is not a regular file", path);
-      return NULL;
-    }
-  if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED,
-                   "token-secret-file %s is open to group or others (mode "
-                   "%04o); make it 0600 or 0400",
-                   path, (guint)(st.st_mode & 07777));
-      return NULL;
-    }
+  if (!jw_config_check_private_file (path, "token-secret-file", error))
+    return NULL;
   if (!g_file_get_contents (path, &data, &len, error))
     {
       g_prefix_error (error, "cannot read token-secret-file: ");

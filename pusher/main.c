@@ -91,7 +91,7 @@ main (int argc, char **argv)
   pusher = jw_pusher_new (cfg, listen_socket, &error);
   if (pusher == NULL)
     {
-      g_critical ("cannot start: %s", error->message);
+      g_printerr ("jobwire-pusher: cannot start: %s\n", error->message);
       return 1;
     }
   g_unix_signal_add (SIGINT, on_signal, loop);

@@ -12,6 +12,7 @@
 #include "static.h"
 #include "ws.h"
 
+#include "jw-curve.h"
 #include "jw-id.h"
 #include "jw-json.h"
 #include "jw-log.h"
@@ -48,6 +49,7 @@ typedef struct _Multi Multi;
 struct _JwPusher
 {
   SoupServer *server;
+  JwCurve *curve; /* CURVE of tcp:// endpoints */
   zsock_t *sub;
   zsock_t *dealer;
   guint sub_source;
@@ -1787,11 +1789,15 @@ jw_pusher_new (JwConfig *cfg, GSocket *listen_socket, GError **error)
   queries_ep = jw_config_endpoint (cfg, "queries", error);
   if (queries_ep == NULL)
     return NULL;
+  self->curve = jw_curve_new (cfg, FALSE, error);
+  if (self->curve == NULL)
+    return NULL;
   self->sub = jw_zmq_socket (ZMQ_SUB, 0);
   self->dealer = jw_zmq_socket (ZMQ_DEALER, 0);
   zsock_set_subscribe (self->sub, "~hb");
-  if (!jw_zmq_connect (self->sub, events_ep, error)
-      || !jw_zmq_connect (self->dealer, queries_ep, error))
+  if (!jw_curve_connect (self->curve, self->sub, "events", events_ep, error)
+      || !jw_curve_connect (self->curve, self->dealer, "queries", queries_ep,
+                            error))
     return NULL;
   self->sub_source = jw_zsource_add (self->sub, on_sub_message, self);
   self->dealer_source = jw_zsource_add (self->dealer, on_dealer_message, self);
@@ -1870,6 +1876,7 @@ jw_pusher_free (JwPusher *self)
   g_clear_handle_id (&self->dealer_source, g_source_remove);
   zsock_destroy (&self->sub);
   zsock_destroy (&self->dealer);
+  g_clear_pointer (&self->curve, jw_curve_free);
   g_clear_pointer (&self->polls, g_hash_table_unref);
   g_clear_pointer (&self->multis, g_hash_table_unref);
   g_clear_pointer (&self->sse_head, g_bytes_unref);

@@ -125,7 +125,7 @@ main (int argc, char **argv)
   worker = jw_worker_new (cfg, name, &error);
   if (worker == NULL)
     {
-      g_critical ("cannot start: %s", error->message);
+      g_printerr ("jobwire-worker: cannot start: %s\n", error->message);
       return 1;
     }
   stopper.worker = worker;

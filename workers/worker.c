@@ -10,6 +10,7 @@
 
 #include "handler-command.h"
 #include "handler.h"
+#include "jw-curve.h"
 #include "jw-id.h"
 #include "jw-json.h"
 #include "jw-log.h"
@@ -36,6 +37,7 @@ struct _JwWorker
   char *name;
   char *checksum_root; /* realpath of [worker] checksum-root, or NULL */
   JwTypeTable *types;  /* the types this worker serves */
+  JwCurve *curve; /* CURVE of tcp:// endpoints */
   zsock_t *dealer;
   zsock_t *pub;
   guint dealer_watch;
@@ -520,14 +522,14 @@ resolve_root (const char *root)
 }
 
 static gboolean
-connect_endpoint (zsock_t *sock, JwConfig *cfg, const char *name,
-                  GError **error)
+connect_endpoint (zsock_t *sock, JwConfig *cfg, JwCurve *curve,
+                  const char *name, GError **error)
 {
   g_autofree char *endpoint = jw_config_endpoint (cfg, name, error);
 
   if (endpoint == NULL)
     return FALSE;
-  return jw_zmq_connect (sock, endpoint, error);
+  return jw_curve_connect (curve, sock, name, endpoint, error);
 }
 
 JwWorker *
@@ -548,11 +550,15 @@ jw_worker_new (JwConfig *cfg, const char *name, GError **error)
   /* ZMQ_IMMEDIATE: while no broker is connected, messages fail at once
    * instead of piling up for a broker that may come back much later;
    * hello is retried and a lost ready is owed until it gets through. */
+  self->curve = jw_curve_new (cfg, FALSE, error);
+  if (self->curve == NULL)
+    return NULL;
   self->dealer = jw_zmq_socket (ZMQ_DEALER, SEND_HWM);
   zsock_set_immediate (self->dealer, 1);
   self->pub = jw_zmq_socket (ZMQ_PUB, 0);
-  if (!connect_endpoint (self->dealer, cfg, "workers", error)
-      || !connect_endpoint (self->pub, cfg, "worker-events", error))
+  if (!connect_endpoint (self->dealer, cfg, self->curve, "workers", error)
+      || !connect_endpoint (self->pub, cfg, self->curve, "worker-events",
+                            error))
     return NULL;
 
   self->dealer_watch = jw_zsource_add (self->dealer, dealer_readable, self);
@@ -666,6 +672,7 @@ jw_worker_free (JwWorker *self)
     g_source_remove (self->dealer_watch);
   zsock_destroy (&self->dealer);
   zsock_destroy (&self->pub);
+  g_clear_pointer (&self->curve, jw_curve_free);
   /* A cancelled command may still be within its grace time. */
   jw_command_kill_all ();
   g_clear_pointer (&self->types, jw_type_table_free);

@@ -1348,7 +1348,7 @@ jw_test_env_set (JwTestEnv *env, const char *setting)
 }
 
 JwDaemon *
-jw_test_env_add_worker (JwTestEnv *env)
+jw_test_env_new_worker (JwTestEnv *env)
 {
   g_autofree char *name = g_strdup_printf ("w%u", env->workers->len + 1);
   g_autofree char *root_set =
@@ -1362,8 +1362,29 @@ jw_test_env_add_worker (JwTestEnv *env)
   for (guint i = 0; env->sets != NULL && env->sets[i] != NULL; i++)
     daemon_add_args (d, "--set", env->sets[i]);
   g_ptr_array_add (env->workers, d);
+  return d;
+}
+
+JwDaemon *
+jw_test_env_add_worker (JwTestEnv *env)
+{
+  JwDaemon *d = jw_test_env_new_worker (env);
+
   jw_daemon_start (env, d);
   return d;
+}
+
+void
+jw_daemon_add_set (JwDaemon *d, const char *setting)
+{
+  g_assert_nonnull (strchr (setting, '='));
+  daemon_add_args (d, "--set", setting);
+}
+
+guint16
+jw_test_pick_port (void)
+{
+  return pick_port ();
 }
 
 /* TRUE when the log at path has a line with both needles. */

@@ -93,6 +93,13 @@ int jw_daemon_pid (JwDaemon *daemon);
 void jw_test_env_set (JwTestEnv *env, const char *setting);
 /* Adds one more worker (named w1, w2 … after the others) and starts it. */
 JwDaemon *jw_test_env_add_worker (JwTestEnv *env);
+/* The same worker, not started yet: jw_daemon_add_set, then
+ * jw_daemon_start. */
+JwDaemon *jw_test_env_new_worker (JwTestEnv *env);
+/* Adds --set SETTING to one daemon's command line from its next start on. */
+void jw_daemon_add_set (JwDaemon *d, const char *setting);
+/* A loopback TCP port that was free a moment ago. */
+guint16 jw_test_pick_port (void);
 /* The worker whose log says it started attempt of job, waiting up to
  * timeout_ms for that line; NULL when none did. */
 JwDaemon *jw_test_env_find_worker (JwTestEnv *env, const char *job,

@@ -328,6 +328,8 @@ fixture_setup (Fixture *f, gconstpointer data)
                                 TRUE);
   g_strv_builder_add_many (argv, exe, "--listen", "127.0.0.1:0",
                            "--runtime-dir", f->tmp, "--set", ev, "--set", q,
+                           /* The fake broker speaks plain tcp://. */
+                           "--set", "security.allow-plain-tcp=true",
                            "--set", "pusher.keepalive-s=1", "--set",
                            "pusher.max-backlog=262144", NULL);
   /* data: more SECTION.KEY=VALUE for this test, space-separated, or NULL;
