@@ -19,7 +19,10 @@
 /* Replies hold snapshots whose params were accepted up to 32 levels deep;
  * the envelope adds a few levels. */
 #define REPLY_MAX_DEPTH 64
-#define SEND_HWM 64
+/* Requests waiting in a socket for a connected broker that is busy. Each
+ * still answers within its time bound (submit-timeout-ms); a smaller
+ * queue turned a burst of submits into 503s while the broker was up. */
+#define SEND_HWM 4096
 
 typedef struct
 {
