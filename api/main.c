@@ -104,7 +104,9 @@ main (int argc, char **argv)
       "Takes jobs over HTTP and hands them to the jobwire broker.\n"
       "Settings of section [api]: listen, max-body (bytes, 1048576),\n"
       "max-depth (32), submit-timeout-ms (3000),\n"
-      "pusher-url (http://127.0.0.1:8081). The job types accepted are those\n"
+      "pusher-url (http://127.0.0.1:8081), max-connections (1024),\n"
+      "max-connections-per-address (256), header-timeout-s (10),\n"
+      "idle-timeout-s (60). The job types accepted are those\n"
       "the workers announced to the broker (GET /types).");
   g_option_context_add_main_entries (context, entries, NULL);
   g_option_context_add_group (context, jw_config_option_group ());

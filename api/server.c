@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "jw-gate.h"
 #include "jw-id.h"
 #include "jw-json.h"
 #include "jw-listen.h"
@@ -30,6 +31,7 @@ struct _JwApiServer
   char *websocket_url; /* ws:// or wss:// form of pusher_url, + /ws */
   JwOrigins *origins;  /* browser origins given CORS headers */
   JwApiAuth *auth;     /* job tokens and API keys, each maybe off */
+  JwGate *gate;        /* accepts connections, enforces their limits */
   guint active;        /* requests read but not yet answered in full */
 };
 
@@ -724,7 +726,7 @@ refusal_written (GObject *source, GAsyncResult *result, gpointer data)
       refusal_finish (r);
       return;
     }
-  socket = g_object_get_data (G_OBJECT (r->stream), "GSocket");
+  socket = jw_gate_stream_socket (r->stream);
   if (socket != NULL)
     g_socket_shutdown (socket, FALSE, TRUE, NULL);
   r->timeout_id = g_timeout_add (DRAIN_TIMEOUT_MS, refusal_timed_out, r);
@@ -986,7 +988,11 @@ jw_api_server_new (JwConfig *cfg, JwBrokerLink *link, GError **error)
 {
   g_autoptr (JwApiServer) api = g_new0 (JwApiServer, 1);
   g_autoptr (GSocket) sock = NULL;
-  GSList *uris, *l;
+  g_autofree char *url = NULL;
+  JwGateLimits limits = { .max_connections = 1024,
+                          .max_per_address = 256,
+                          .header_timeout_s = 10,
+                          .idle_timeout_s = 60 };
 
   api->link = link;
   api->max_body = CLAMP (
@@ -1032,30 +1038,22 @@ jw_api_server_new (JwConfig *cfg, JwBrokerLink *link, GError **error)
                     G_CALLBACK (on_request_answered), api);
   g_signal_connect (api->server, "request-aborted",
                     G_CALLBACK (on_request_done), api);
-  if (!soup_server_listen_socket (api->server, sock, 0, error))
+  jw_gate_limits_read (&limits, cfg, "api");
+  api->gate = jw_gate_new (sock, api->server, &limits, error);
+  if (api->gate == NULL)
     return NULL;
 
-  uris = soup_server_get_uris (api->server);
-  for (l = uris; l != NULL; l = l->next)
-    {
-      g_autofree char *uri = g_uri_to_string (l->data);
-
-      g_message ("listening url=%s", uri);
-    }
-  g_slist_free_full (uris, (GDestroyNotify)g_uri_unref);
+  url = jw_gate_url (api->gate);
+  g_message ("listening url=%s", url);
   return g_steal_pointer (&api);
 }
 
 void
 jw_api_server_stop_accepting (JwApiServer *self)
 {
-  GSList *listeners = soup_server_get_listeners (self->server);
-
-  /* A listening socket shut down for reading refuses new connections;
-   * the connections already accepted go on. */
-  for (GSList *l = listeners; l != NULL; l = l->next)
-    g_socket_shutdown (l->data, TRUE, FALSE, NULL);
-  g_slist_free (listeners);
+  /* The connections already accepted go on. */
+  if (self->gate != NULL)
+    jw_gate_stop_accepting (self->gate);
   g_info ("no longer accepting connections, requests-in-flight=%u",
           self->active);
 }
@@ -1071,6 +1069,7 @@ jw_api_server_free (JwApiServer *self)
 {
   if (self == NULL)
     return;
+  g_clear_pointer (&self->gate, jw_gate_free);
   if (self->server != NULL)
     {
       soup_server_disconnect (self->server);

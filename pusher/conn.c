@@ -70,6 +70,8 @@ struct _JwConn
   guint coalesced;   /* progress events replaced by newer ones */
   JwWsReader reader;
   gpointer data;
+  GDestroyNotify on_free; /* with on_free_data, once closed */
+  gpointer on_free_data;
 };
 
 typedef struct
@@ -199,6 +201,8 @@ destroy (JwConn *self)
     conns.callbacks.closed (self, conns.user_data);
   epoll_ctl (conns.epfd, EPOLL_CTL_DEL, self->fd, NULL);
   close (self->fd);
+  if (self->on_free != NULL)
+    self->on_free (self->on_free_data);
   clear_queue (self);
   jw_ws_reader_clear (&self->reader);
 
@@ -790,6 +794,9 @@ jw_conn_new (int fd, JwConnKind kind)
   /* A peer that stops acknowledging data is dropped by the kernel. */
   setsockopt (fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms,
               sizeof user_timeout_ms);
+  if (conns.limits.send_buffer > 0)
+    setsockopt (fd, SOL_SOCKET, SO_SNDBUF, &conns.limits.send_buffer,
+                sizeof conns.limits.send_buffer);
 
   self->index = conns.all->len;
   g_ptr_array_add (conns.all, self);
@@ -823,4 +830,11 @@ void
 jw_conn_set_data (JwConn *self, gpointer data)
 {
   self->data = data;
+}
+
+void
+jw_conn_on_free (JwConn *self, GDestroyNotify func, gpointer data)
+{
+  self->on_free = func;
+  self->on_free_data = data;
 }

@@ -27,6 +27,10 @@ typedef struct
   /* Past max_backlog / 2 progress events are coalesced; a connection that
    * stays past it this long is closed as too slow (0: never). */
   guint slow_s;
+  /* SO_SNDBUF of each connection (0: the kernel's autotuning, which lets
+   * a client that never reads hold megabytes of kernel memory before the
+   * backlog above starts to grow). */
+  guint send_buffer;
 } JwConnLimits;
 
 typedef struct
@@ -93,5 +97,7 @@ void jw_conn_end (JwConn *self);
 void jw_conn_ws_close (JwConn *self, guint16 code, const char *reason);
 /* Drops the connection now, discarding what is queued. */
 void jw_conn_abort (JwConn *self);
+/* Calls func (data) once the connection is closed and freed. */
+void jw_conn_on_free (JwConn *self, GDestroyNotify func, gpointer data);
 
 G_END_DECLS

@@ -63,6 +63,14 @@ main (int argc, char **argv)
   signal (SIGPIPE, SIG_IGN);
 
   ctx = g_option_context_new ("- stream job events to browsers");
+  g_option_context_set_summary (
+      ctx, "Streams job events to browsers over SSE, WebSocket and "
+           "long-poll.\n"
+           "Limits of section [pusher]: max-connections (10000),\n"
+           "max-connections-per-address (1000), header-timeout-s (10),\n"
+           "idle-timeout-s (120), max-subscriptions (100),\n"
+           "ws-max-message (65536), max-backlog (1048576), slow-s (30),\n"
+           "send-buffer (262144). See docs/CONFIGURATION.md.");
   g_option_context_add_main_entries (ctx, entries, NULL);
   g_option_context_add_group (ctx, jw_config_option_group ());
   if (!g_option_context_parse (ctx, &argc, &argv, &error))

@@ -13,6 +13,7 @@
 #include "ws.h"
 
 #include "jw-curve.h"
+#include "jw-gate.h"
 #include "jw-id.h"
 #include "jw-json.h"
 #include "jw-log.h"
@@ -64,6 +65,7 @@ struct _JwPusher
   GBytes *token_secret; /* NULL: open mode, no job token asked for */
   GHashTable *polls;  /* Sub * */
   GHashTable *multis; /* Multi * */
+  JwGate *gate;       /* accepts connections, enforces their limits */
 };
 
 /* A subscriber of one job, of one of three kinds. */
@@ -341,19 +343,18 @@ ws_send_op (JwConn *conn, const char *op, const char *job, const char *code,
 
 /* Takes msg's connection away from libsoup and returns a non-blocking
  * duplicate of its descriptor, or -1. libsoup 3.2 hands back its own
- * stream with the GSocket hung on it; that stream is closed here, so the
- * duplicate is the pusher's alone. */
+ * stream wrapped around the gate's connection; that stream is closed
+ * here, so the duplicate is the pusher's alone. *hold keeps the
+ * connection counted against the gate's limits until released. */
 static int
-take_fd (SoupServerMessage *msg)
+take_fd (SoupServerMessage *msg, JwGateHold **hold)
 {
   g_autoptr (GIOStream) stream = soup_server_message_steal_connection (msg);
-  GSocket *sock;
+  GSocket *sock = jw_gate_stream_socket (stream);
   int fd;
 
-  sock = stream ? g_object_get_data (G_OBJECT (stream), "GSocket") : NULL;
-  if (sock == NULL && stream != NULL && G_IS_SOCKET_CONNECTION (stream))
-    sock = g_socket_connection_get_socket (G_SOCKET_CONNECTION (stream));
   fd = sock ? fcntl (g_socket_get_fd (sock), F_DUPFD_CLOEXEC, 3) : -1;
+  *hold = fd >= 0 && stream != NULL ? jw_gate_hold (stream) : NULL;
   if (stream != NULL)
     g_io_stream_close (stream, NULL, NULL);
   if (fd >= 0)
@@ -361,16 +362,28 @@ take_fd (SoupServerMessage *msg)
   return fd;
 }
 
+/* A connection over fd from take_fd, which releases hold when it goes. */
+static JwConn *
+conn_new_taken (int fd, JwConnKind kind, JwGateHold *hold)
+{
+  JwConn *conn = jw_conn_new (fd, kind);
+
+  if (hold != NULL)
+    jw_conn_on_free (conn, (GDestroyNotify)jw_gate_release, hold);
+  return conn;
+}
+
 /* Takes the connection of an SSE request over and starts the stream. */
 static void
 sse_take (Sub *s)
 {
   g_autoptr (GBytes) head = NULL;
+  JwGateHold *hold = NULL;
   int fd;
 
   g_signal_handler_disconnect (s->msg, s->finished_id);
   s->finished_id = 0;
-  fd = take_fd (s->msg);
+  fd = take_fd (s->msg, &hold);
   g_clear_object (&s->msg);
   if (fd < 0)
     {
@@ -380,7 +393,8 @@ sse_take (Sub *s)
       return;
     }
 
-  s->conn = jw_conn_new (fd, s->kind == SUB_SSE ? JW_CONN_SSE : JW_CONN_WS);
+  s->conn = conn_new_taken (fd, s->kind == SUB_SSE ? JW_CONN_SSE : JW_CONN_WS,
+                            hold);
   jw_conn_set_data (s->conn, s);
   head = sse_head_for (s->pusher, s->origin);
   jw_conn_send (s->conn, head);
@@ -726,7 +740,8 @@ static gboolean
 ws_take (gpointer data)
 {
   WsTake *t = data;
-  int fd = take_fd (t->msg);
+  JwGateHold *hold = NULL;
+  int fd = take_fd (t->msg, &hold);
   g_autofree char *head = NULL;
   WsState *ws;
   JwConn *conn;
@@ -740,7 +755,7 @@ ws_take (gpointer data)
       return G_SOURCE_REMOVE;
     }
 
-  conn = jw_conn_new (fd, JW_CONN_WS);
+  conn = conn_new_taken (fd, JW_CONN_WS, hold);
   ws = g_new0 (WsState, 1);
   ws->subs = g_ptr_array_new ();
   jw_conn_set_data (conn, ws);
@@ -1015,11 +1030,12 @@ static gboolean
 multi_take (Multi *m)
 {
   g_autoptr (GBytes) head = NULL;
+  JwGateHold *hold = NULL;
   int fd;
 
   g_signal_handler_disconnect (m->msg, m->finished_id);
   m->finished_id = 0;
-  fd = take_fd (m->msg);
+  fd = take_fd (m->msg, &hold);
   g_clear_object (&m->msg);
   if (fd < 0)
     {
@@ -1027,7 +1043,7 @@ multi_take (Multi *m)
       multi_finish (m);
       return FALSE;
     }
-  m->conn = jw_conn_new (fd, JW_CONN_SSE);
+  m->conn = conn_new_taken (fd, JW_CONN_SSE, hold);
   jw_conn_set_data (m->conn, m);
   head = sse_head_for (m->pusher, m->origin);
   jw_conn_send (m->conn, head);
@@ -1729,6 +1745,13 @@ jw_pusher_new (JwConfig *cfg, GSocket *listen_socket, GError **error)
   g_autofree char *head = NULL;
   g_autofree char *own_url = NULL;
   JwConnLimits limits = { 0 };
+  /* Long-polls wait up to POLL_MAX_S without a byte: the idle timeout,
+   * also the stall timeout of a request in libsoup's hands, is longer. */
+  JwGateLimits gate_limits = { .max_connections = 10000,
+                               .max_per_address = 1000,
+                               .header_timeout_s = 10,
+                               .idle_timeout_s = 2 * POLL_MAX_S,
+                               .refuse_bodies = TRUE };
   JwConnCallbacks callbacks = { conn_ws_text, conn_closed };
   JwUpstream upstream = { up_subscribe, up_unsubscribe, up_query };
 
@@ -1774,10 +1797,15 @@ jw_pusher_new (JwConfig *cfg, GSocket *listen_socket, GError **error)
   limits.max_backlog =
       CLAMP (jw_config_get_int (cfg, "pusher", "max-backlog", 1 << 20), 4096,
              G_MAXINT32);
-  limits.max_message = WS_MAX_MESSAGE;
+  limits.max_message =
+      CLAMP (jw_config_get_int (cfg, "pusher", "ws-max-message", WS_MAX_MESSAGE),
+             125, 16 * 1024 * 1024);
   limits.close_s = 5;
   limits.slow_s =
       CLAMP (jw_config_get_int (cfg, "pusher", "slow-s", 30), 0, 3600);
+  limits.send_buffer = CLAMP (
+      jw_config_get_int (cfg, "pusher", "send-buffer", 256 * 1024), 0,
+      64 * 1024 * 1024);
   if (!jw_conns_start (&limits, &callbacks, self, error))
     return NULL;
   the_pusher = self;
@@ -1814,7 +1842,9 @@ jw_pusher_new (JwConfig *cfg, GSocket *listen_socket, GError **error)
   soup_server_add_handler (self->server, "/metrics", handle_metrics, self,
                            NULL);
   soup_server_add_handler (self->server, "/jobs", handle_jobs, self, NULL);
-  if (!soup_server_listen_socket (self->server, listen_socket, 0, error))
+  jw_gate_limits_read (&gate_limits, cfg, "pusher");
+  self->gate = jw_gate_new (listen_socket, self->server, &gate_limits, error);
+  if (self->gate == NULL)
     return NULL;
   g_info ("pusher started events=%s queries=%s", events_ep, queries_ep);
   return g_steal_pointer (&self);
@@ -1831,11 +1861,7 @@ jw_pusher_broker_connected (JwPusher *self)
 char *
 jw_pusher_url (JwPusher *self)
 {
-  GSList *uris = soup_server_get_uris (self->server);
-  char *url = uris ? g_uri_to_string (uris->data) : NULL;
-
-  g_slist_free_full (uris, (GDestroyNotify)g_uri_unref);
-  return url;
+  return jw_gate_url (self->gate);
 }
 
 void
@@ -1868,6 +1894,7 @@ jw_pusher_free (JwPusher *self)
       jw_channels_free ();
       the_pusher = NULL;
     }
+  g_clear_pointer (&self->gate, jw_gate_free);
   if (self->server)
     soup_server_disconnect (self->server);
   g_clear_object (&self->server);
