@@ -22,10 +22,31 @@
  * clients connected; VmRSS after the run is printed too, as it also holds
  * the events kept for replay).
  *
+ * The same load runs against the other servers of the side-by-side table
+ * (bench/run-all) with --target: the clients, the events ("seq" and the
+ * "t=" message in the same JSON) and the figures are the same; only the
+ * URLs, the channels (named job-0000…, no api) and the way an event is
+ * published differ:
+ * - floor: bench-floor, GET /jobs/ID/events and /ws + subscribe as
+ *   jobwire's; one UDP datagram "ID JSON" per event to --publish;
+ * - nchan: nginx + nchan, GET /sub/ID (EventSource or WebSocket); an HTTP
+ *   POST /pub/ID per event on one keep-alive connection to --publish;
+ * - pushpin: GET /jobs/ID/events through Pushpin to an origin that holds
+ *   the stream on channel ID, or /ws + subscribe, which Pushpin turns into
+ *   WebSocket-over-HTTP requests to the origin, which subscribes the
+ *   connection to channel ID; one ZeroMQ message per event, "J" and the
+ *   publish item's JSON, PUSHed to the handler's push_in_spec (--publish:
+ *   Pushpin's HTTP control port closes its connection after each
+ *   request);
+ * - fastapi: the FastAPI gateway, GET /jobs/ID/events and /ws + subscribe;
+ *   a Redis PUBLISH per event to --publish.
+ *
  * Usage: bench-fanout --api URL --pusher URL --runtime-dir DIR
  *                     [--transport sse|ws] [--clients N] [--jobs K]
  *                     [--rate EVENTS_PER_S] [--duration S] [--drain S]
- *                     [--pid NAME=PID]… */
+ *                     [--pid NAME=PID]…
+ *        bench-fanout --target floor|nchan|pushpin|fastapi --pusher URL
+ *                     --publish HOST:PORT [the same options] */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <czmq.h>
@@ -53,6 +74,16 @@
 #define MAX_ATTEMPTS 3
 #define MAX_LATENCY_SAMPLES (50 * 1000 * 1000)
 
+/* Where a chunked body is: in a size line, after its digits, in data,
+ * after data (its CRLF). */
+enum
+{
+  CHUNK_SIZE,
+  CHUNK_SIZE_END,
+  CHUNK_DATA,
+  CHUNK_DATA_END
+};
+
 static char *opt_api = NULL;
 static char *opt_pusher = NULL;
 static char *opt_dir = NULL;
@@ -63,6 +94,38 @@ static int opt_rate = 2000;
 static double opt_duration = 10;
 static double opt_drain = 2;
 static char **opt_pids = NULL;
+static char *opt_target = NULL;
+static char *opt_publish = NULL;
+static double opt_settle = -1;
+
+typedef enum
+{
+  TARGET_JOBWIRE,
+  TARGET_FLOOR,
+  TARGET_NCHAN,
+  TARGET_PUSHPIN,
+  TARGET_FASTAPI
+} Target;
+
+static Target target = TARGET_JOBWIRE;
+#define PUBLISH_CONNS 16
+
+typedef struct
+{
+  int fd;
+  GByteArray *in;  /* replies not yet counted */
+  GQueue *pending; /* GBytes requests not yet sent */
+  gboolean busy;   /* a request is in flight */
+  guint64 replies;
+} PubConn;
+
+static PubConn pub_conns[PUBLISH_CONNS];
+static zsock_t *pushpin_push; /* to Pushpin's push_in_spec */
+static int n_pub_conns;
+static guint pub_next;
+static char publish_hostport[256];
+
+static void poll_clients (int timeout_ms);
 
 typedef enum
 {
@@ -80,8 +143,11 @@ typedef struct
   int job;
   int attempts;
   ClientState state;
-  GByteArray *in; /* bytes read and not yet parsed */
-  guint8 *counts; /* receipts per seq - FIRST_SEQ, saturating */
+  GByteArray *in;     /* bytes read and not yet parsed */
+  gboolean chunked;   /* an SSE body in chunked encoding, decoded into in */
+  int chunk_phase;    /* CHUNK_SIZE … */
+  guint64 chunk_left; /* of the size being read, or of the data to come */
+  guint8 *counts;     /* receipts per seq - FIRST_SEQ, saturating */
   guint n_counts;
   guint64 received;
   guint64 unexpected; /* events outside the published range */
@@ -281,6 +347,8 @@ recv2 (zsock_t *sock, char **verb, char **json)
 static void
 heartbeat_all (gboolean with_job)
 {
+  if (target != TARGET_JOBWIRE)
+    return;
   for (int j = 0; j < opt_jobs; j++)
     {
       g_autofree char *hb = NULL;
@@ -454,11 +522,241 @@ jobs_start (void)
   return TRUE;
 }
 
+/* ---- the anchors' publishers ------------------------------------- */
+
+/* Connections to --publish: a connected UDP socket for the floor; for
+ * the others PUBLISH_CONNS TCP connections kept alive, each with at most
+ * one request in flight (nginx + nchan stalls on pipelined POSTs), the
+ * next request going to an idle connection. Their replies wake the loop
+ * like the clients' data. */
+static gboolean
+publisher_open (void)
+{
+  g_autofree char *url = g_strdup_printf ("http://%s", opt_publish);
+  struct sockaddr_storage addr;
+  socklen_t len;
+  int one = 1, n = target == TARGET_FLOOR ? 1 : PUBLISH_CONNS;
+
+  if (!parse_url (url, &addr, &len, publish_hostport, sizeof publish_hostport))
+    return FALSE;
+  if (target == TARGET_PUSHPIN)
+    {
+      g_autofree char *ep = g_strdup_printf ("tcp://%s", opt_publish);
+      g_autoptr (GError) error = NULL;
+
+      pushpin_push = jw_zmq_socket (ZMQ_PUSH, 0);
+      zsock_set_sndhwm (pushpin_push, 0);
+      if (!jw_zmq_connect (pushpin_push, ep, &error))
+        {
+          g_printerr ("%s\n", error->message);
+          return FALSE;
+        }
+      return TRUE;
+    }
+  for (int i = 0; i < n; i++)
+    {
+      PubConn *pc = &pub_conns[i];
+      struct epoll_event ev = { .events = EPOLLIN, .data.ptr = pc };
+
+      pc->fd = socket (addr.ss_family,
+                       (target == TARGET_FLOOR ? SOCK_DGRAM : SOCK_STREAM)
+                           | SOCK_CLOEXEC,
+                       0);
+      if (pc->fd < 0 || connect (pc->fd, (struct sockaddr *)&addr, len) < 0)
+        {
+          g_printerr ("cannot connect to %s: %s\n", opt_publish,
+                      g_strerror (errno));
+          return FALSE;
+        }
+      pc->in = g_byte_array_new ();
+      pc->pending = g_queue_new ();
+      if (target == TARGET_FLOOR)
+        continue;
+      setsockopt (pc->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+      epoll_ctl (epfd, EPOLL_CTL_ADD, pc->fd, &ev);
+    }
+  n_pub_conns = n;
+  return TRUE;
+}
+
+/* Sends pc's next request when none is in flight. The socket blocks on
+ * writes: with one request in flight its buffer is never full. */
+static void
+publisher_pump (PubConn *pc)
+{
+  GBytes *req;
+  gsize len;
+  const char *data;
+
+  if (pc->busy || pc->fd < 0 || (req = g_queue_pop_head (pc->pending)) == NULL)
+    return;
+  data = g_bytes_get_data (req, &len);
+  if (write (pc->fd, data, len) != (gssize)len)
+    g_printerr ("publisher: %s\n", g_strerror (errno));
+  g_bytes_unref (req);
+  pc->busy = TRUE;
+}
+
+static void
+publisher_send (char *req, gsize len)
+{
+  PubConn *best = NULL;
+
+  for (int i = 0; i < n_pub_conns; i++)
+    {
+      PubConn *pc = &pub_conns[(pub_next + i) % n_pub_conns];
+
+      if (pc->fd >= 0
+          && (best == NULL
+              || pc->busy + pc->pending->length
+                     < best->busy + best->pending->length))
+        best = pc;
+    }
+  pub_next++;
+  if (best == NULL)
+    {
+      g_free (req);
+      return;
+    }
+  g_queue_push_tail (best->pending, g_bytes_new_take (req, len));
+  publisher_pump (best);
+}
+
+/* Reads the replies of pc; each one frees it for the next request. A
+ * reply that says an error is printed, the first only. */
+static void
+publisher_readable (PubConn *pc)
+{
+  static gboolean told;
+  const char *marker = target == TARGET_FASTAPI ? "\r\n" : "HTTP/1.1 ";
+  gsize mlen = strlen (marker);
+  char buf[16384];
+  ssize_t n;
+
+  while ((n = recv (pc->fd, buf, sizeof buf, MSG_DONTWAIT)) > 0)
+    g_byte_array_append (pc->in, (guint8 *)buf, n);
+  if (n == 0)
+    {
+      g_printerr ("publisher: %s closed a connection\n", opt_publish);
+      epoll_ctl (epfd, EPOLL_CTL_DEL, pc->fd, NULL);
+      close (pc->fd);
+      pc->fd = -1;
+      return;
+    }
+  for (;;)
+    {
+      const char *data = (const char *)pc->in->data;
+      const char *m = memmem (data, pc->in->len, marker, mlen);
+      gsize used;
+      gboolean error;
+
+      if (m == NULL)
+        break;
+      if (target == TARGET_FASTAPI)
+        {
+          error = data[0] == '-';
+          used = m + mlen - data;
+        }
+      else
+        {
+          if ((gsize)(m + mlen - data) >= pc->in->len)
+            break; /* the status is not here yet */
+          error = m[mlen] != '2';
+          used = m + mlen - data;
+        }
+      if (error && !told)
+        {
+          g_printerr ("publisher: %.*s\n", (int)MIN (pc->in->len, 200), data);
+          told = TRUE;
+        }
+      g_byte_array_remove_range (pc->in, 0, used);
+      pc->busy = FALSE;
+      pc->replies++;
+      publisher_pump (pc);
+    }
+}
+
+/* Event n of job j in the JSON of a jobwire progress event, with the seq
+ * jobwire would give it, in the form each anchor takes. */
+static void
+publish_anchor (int j, guint64 n)
+{
+  char ev[256];
+  int len;
+
+  len = g_snprintf (
+      ev, sizeof ev,
+      "{\"job\":\"%s\",\"seq\":%" G_GUINT64_FORMAT
+      ",\"type\":\"progress\",\"progress\":{\"done\":%" G_GUINT64_FORMAT
+      ",\"message\":\"t=%" G_GINT64_FORMAT "\"}}",
+      jobs[j].id, n + FIRST_SEQ - 1, n, realtime_us ());
+  switch (target)
+    {
+    case TARGET_FLOOR:
+      {
+        char dgram[320];
+        int dlen = g_snprintf (dgram, sizeof dgram, "%s %s", jobs[j].id, ev);
+
+        if (send (pub_conns[0].fd, dgram, dlen, 0) < 0)
+          g_printerr ("publisher: %s\n", g_strerror (errno));
+        return;
+      }
+    case TARGET_NCHAN:
+      {
+        char *req = g_strdup_printf (
+            "POST /pub/%s HTTP/1.1\r\nHost: %s\r\n"
+            "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
+            jobs[j].id, publish_hostport, len, ev);
+
+        publisher_send (req, strlen (req));
+        break;
+      }
+    case TARGET_PUSHPIN:
+      {
+        g_autoptr (GString) body = g_string_new (NULL);
+
+        /* The event as an SSE block or as a WebSocket text message. */
+        g_string_printf (body, "J{\"channel\":\"%s\",\"formats\":{%s",
+                         jobs[j].id,
+                         ws ? "\"ws-message\":{\"content\":\""
+                            : "\"http-stream\":{\"content\":\"event: "
+                              "progress\\ndata: ");
+        for (int i = 0; i < len; i++)
+          {
+            if (ev[i] == '"')
+              g_string_append_c (body, '\\');
+            g_string_append_c (body, ev[i]);
+          }
+        g_string_append (body, ws ? "\"}}}" : "\\n\\n\"}}}");
+        if (zmq_send (zsock_resolve (pushpin_push), body->str, body->len,
+                      ZMQ_DONTWAIT)
+            < 0)
+          g_printerr ("publisher: %s\n", zmq_strerror (errno));
+        break;
+      }
+    case TARGET_FASTAPI:
+      {
+        char *cmd = g_strdup_printf (
+            "*3\r\n$7\r\nPUBLISH\r\n$%zu\r\n%s\r\n$%d\r\n%s\r\n",
+            strlen (jobs[j].id), jobs[j].id, len, ev);
+
+        publisher_send (cmd, strlen (cmd));
+        break;
+      }
+    case TARGET_JOBWIRE: g_assert_not_reached ();
+    }
+}
+
 static void
 publish (int j, guint64 n)
 {
   char ev[256];
 
+  if (target != TARGET_JOBWIRE)
+    {
+      publish_anchor (j, n);
+      return;
+    }
   g_snprintf (ev, sizeof ev,
               "{\"job\":\"%s\",\"attempt\":%" G_GINT64_FORMAT
               ",\"type\":\"progress\",\"progress\":{\"done\":%" G_GUINT64_FORMAT
@@ -484,6 +782,9 @@ client_close (Client *c, gboolean failed)
     {
       c->state = CLIENT_IDLE; /* tried again */
       g_byte_array_set_size (c->in, 0);
+      c->chunked = FALSE;
+      c->chunk_phase = CHUNK_SIZE;
+      c->chunk_left = 0;
       return;
     }
   if (failed)
@@ -547,6 +848,16 @@ client_send_request (Client *c)
   g_autofree char *req = NULL;
   struct epoll_event ev = { 0 };
 
+  g_autofree char *path = NULL;
+
+  /* nchan serves both transports on one location per channel. */
+  if (target == TARGET_NCHAN)
+    path = g_strdup_printf ("/sub/%s", jobs[c->job].id);
+  else if (ws)
+    path = g_strdup ("/ws");
+  else
+    path = g_strdup_printf ("/jobs/%s/events?after=%d", jobs[c->job].id,
+                            FIRST_SEQ - 1);
   if (ws)
     {
       guint8 key[16];
@@ -555,16 +866,16 @@ client_send_request (Client *c)
       for (int i = 0; i < 16; i++)
         key[i] = g_random_int_range (0, 256);
       key64 = g_base64_encode (key, sizeof key);
-      req = g_strdup_printf ("GET /ws HTTP/1.1\r\nHost: %s\r\n"
+      req = g_strdup_printf ("GET %s HTTP/1.1\r\nHost: %s\r\n"
                              "Upgrade: websocket\r\nConnection: Upgrade\r\n"
                              "Sec-WebSocket-Key: %s\r\n"
                              "Sec-WebSocket-Version: 13\r\n\r\n",
-                             pusher_hostport, key64);
+                             path, pusher_hostport, key64);
     }
   else
-    req = g_strdup_printf ("GET /jobs/%s/events?after=%d HTTP/1.1\r\n"
+    req = g_strdup_printf ("GET %s HTTP/1.1\r\n"
                            "Host: %s\r\nAccept: text/event-stream\r\n\r\n",
-                           jobs[c->job].id, FIRST_SEQ - 1, pusher_hostport);
+                           path, pusher_hostport);
   /* A fresh socket takes a few hundred bytes at once. */
   if (write (c->fd, req, strlen (req)) != (ssize_t)strlen (req))
     {
@@ -710,6 +1021,46 @@ parse_ws (Client *c, const char *buf, gsize len, gint64 now)
   return used;
 }
 
+/* Appends the data of a chunked body's bytes to c->in: a server may
+ * split an event across chunks, so the chunk framing is taken out before
+ * events are parsed. */
+static void
+client_dechunk (Client *c, const char *p, gsize n)
+{
+  for (gsize i = 0; i < n;)
+    switch (c->chunk_phase)
+      {
+      case CHUNK_SIZE:
+        if (g_ascii_isxdigit (p[i]))
+          c->chunk_left = c->chunk_left * 16 + g_ascii_xdigit_value (p[i++]);
+        else
+          c->chunk_phase = CHUNK_SIZE_END;
+        break;
+      case CHUNK_SIZE_END:
+        if (p[i++] == '\n')
+          c->chunk_phase = c->chunk_left > 0 ? CHUNK_DATA : CHUNK_DATA_END;
+        break;
+      case CHUNK_DATA:
+        {
+          gsize take = MIN (c->chunk_left, n - i);
+
+          g_byte_array_append (c->in, (const guint8 *)p + i, take);
+          i += take;
+          c->chunk_left -= take;
+          if (c->chunk_left == 0)
+            c->chunk_phase = CHUNK_DATA_END;
+          break;
+        }
+      case CHUNK_DATA_END:
+        if (p[i++] == '\n')
+          {
+            c->chunk_phase = CHUNK_SIZE;
+            c->chunk_left = 0;
+          }
+        break;
+      }
+}
+
 static void
 client_head (Client *c)
 {
@@ -726,8 +1077,20 @@ client_head (Client *c)
       client_close (c, TRUE);
       return;
     }
+  {
+    g_autofree char *head = g_strndup (buf, end - buf);
+
+    c->chunked = !ws && strcasestr (head, "\ntransfer-encoding: chunked");
+  }
   g_byte_array_remove_range (c->in, 0, end + 4 - buf);
-  if (ws)
+  if (c->chunked && c->in->len > 0)
+    {
+      g_autoptr (GByteArray) body = c->in;
+
+      c->in = g_byte_array_new ();
+      client_dechunk (c, (const char *)body->data, body->len);
+    }
+  if (ws && target != TARGET_NCHAN)
     {
       char sub[128];
       int n = g_snprintf (sub, sizeof sub,
@@ -763,7 +1126,10 @@ client_readable (Client *c, gint64 now)
           client_close (c, TRUE);
           return;
         }
-      g_byte_array_append (c->in, (guint8 *)buf, n);
+      if (c->chunked)
+        client_dechunk (c, buf, n);
+      else
+        g_byte_array_append (c->in, (guint8 *)buf, n);
       if (c->state == CLIENT_HEAD)
         client_head (c);
       if (c->state != CLIENT_OPEN && c->state != CLIENT_SUBSCRIBING)
@@ -791,6 +1157,13 @@ poll_clients (int timeout_ms)
   for (int i = 0; i < n; i++)
     {
       Client *c = evs[i].data.ptr;
+
+      if ((gpointer)c >= (gpointer)pub_conns
+          && (gpointer)c < (gpointer)(pub_conns + PUBLISH_CONNS))
+        {
+          publisher_readable ((PubConn *)c);
+          continue;
+        }
 
       if (c->state == CLIENT_CONNECTING)
         {
@@ -865,6 +1238,15 @@ main (int argc, char **argv)
       "seconds to wait for the last events (default 2)", "S" },
     { "pid", 0, 0, G_OPTION_ARG_STRING_ARRAY, &opt_pids,
       "a server process to measure (repeatable)", "NAME=PID" },
+    { "target", 0, 0, G_OPTION_ARG_STRING, &opt_target,
+      "jobwire (default), floor, nchan, pushpin or fastapi", "T" },
+    { "publish", 0, 0, G_OPTION_ARG_STRING, &opt_publish,
+      "where an anchor takes its events", "HOST:PORT" },
+    { "settle", 0, 0, G_OPTION_ARG_DOUBLE, &opt_settle,
+      "seconds between the last client connected and the first event "
+      "(default 0 for jobwire, 1 for the anchors, whose subscriptions may "
+      "trail their response heads)",
+      "S" },
     { NULL }
   };
   g_autoptr (GOptionContext) ctx = g_option_context_new ("");
@@ -883,13 +1265,36 @@ main (int argc, char **argv)
       g_printerr ("%s\n", error->message);
       return 2;
     }
-  if (opt_api == NULL || opt_pusher == NULL || opt_dir == NULL
-      || opt_clients < 1 || opt_jobs < 1 || opt_rate < 1 || opt_duration <= 0)
+  {
+    static const char *const names[] = { "jobwire", "floor", "nchan", "pushpin",
+                                         "fastapi" };
+    int t = opt_target ? -1 : TARGET_JOBWIRE;
+
+    for (guint i = 0; opt_target && i < G_N_ELEMENTS (names); i++)
+      if (g_str_equal (opt_target, names[i]))
+        t = i;
+    if (t < 0)
+      {
+        g_printerr ("--target is jobwire, floor, nchan, pushpin or fastapi\n");
+        return 2;
+      }
+    target = t;
+  }
+  if (target == TARGET_JOBWIRE
+          ? opt_api == NULL || opt_pusher == NULL || opt_dir == NULL
+          : opt_pusher == NULL || opt_publish == NULL)
     {
-      g_printerr ("--api, --pusher and --runtime-dir are needed; counts "
-                  "must be positive\n");
+      g_printerr ("--api, --pusher and --runtime-dir are needed (--pusher "
+                  "and --publish with another --target)\n");
       return 2;
     }
+  if (opt_clients < 1 || opt_jobs < 1 || opt_rate < 1 || opt_duration <= 0)
+    {
+      g_printerr ("counts must be positive\n");
+      return 2;
+    }
+  if (opt_settle < 0)
+    opt_settle = target == TARGET_JOBWIRE ? 0 : 1;
   ws = g_strcmp0 (opt_transport, "ws") == 0;
   if (opt_transport != NULL && !ws && !g_str_equal (opt_transport, "sse"))
     {
@@ -921,12 +1326,20 @@ main (int argc, char **argv)
   clients = g_new0 (Client, opt_clients);
   epfd = epoll_create1 (EPOLL_CLOEXEC);
 
-  if (!workers_join (opt_dir))
+  if (target != TARGET_JOBWIRE)
+    {
+      /* The anchors have no api: a channel exists once used. */
+      for (int j = 0; j < opt_jobs; j++)
+        g_snprintf (jobs[j].id, sizeof jobs[j].id, "job-%04d", j);
+      if (!publisher_open ())
+        return 1;
+    }
+  else if (!workers_join (opt_dir))
     {
       g_printerr ("the broker did not welcome every bench worker\n");
       return 1;
     }
-  if (!jobs_start ())
+  else if (!jobs_start ())
     return 1;
 
   for (guint i = 0; i < procs->len; i++)
@@ -976,6 +1389,9 @@ main (int argc, char **argv)
     }
   g_print ("transport %s: %d of %d clients connected (%d failed), %d jobs\n",
            ws ? "ws" : "sse", n_open, opt_clients, n_failed, opt_jobs);
+  end = g_get_monotonic_time () + (gint64)(opt_settle * G_USEC_PER_SEC);
+  while (g_get_monotonic_time () < end)
+    poll_clients (10);
 
   for (guint i = 0; i < procs->len; i++)
     {
@@ -1062,6 +1478,19 @@ main (int argc, char **argv)
            delivered, expected, missing, duplicated, unexpected);
   if (closed_early > 0)
     g_print ("%d clients were disconnected during the run\n", closed_early);
+  if (n_pub_conns > 0 && target != TARGET_FLOOR)
+    {
+      guint64 replies = 0, waiting = 0;
+
+      for (int i = 0; i < n_pub_conns; i++)
+        {
+          replies += pub_conns[i].replies;
+          waiting += pub_conns[i].busy + pub_conns[i].pending->length;
+        }
+      g_print ("publisher: %" G_GUINT64_FORMAT " requests answered, "
+               "%" G_GUINT64_FORMAT " not answered by the end\n",
+               replies, waiting);
+    }
   g_print ("latency publish to receipt: p50 %.2f ms, p99 %.2f ms, "
            "max %.2f ms (%" G_GSIZE_FORMAT " samples)\n",
            percentile_ms (0.5), percentile_ms (0.99), percentile_ms (1.0),
@@ -1091,6 +1520,37 @@ main (int argc, char **argv)
               : 0.0,
           p->rss_end_kib);
     }
+  /* One line for bench/run-all: the figures, then per process CPU per
+   * delivered event (µs) and memory per connection (KiB); "all" sums the
+   * processes. */
+  {
+    g_autoptr (GString) line = g_string_new (NULL);
+    double all_cpu = 0, all_mem = 0;
+
+    g_string_printf (
+        line,
+        "result: connected=%d clients=%d delivered=%" G_GUINT64_FORMAT
+        " expected=%" G_GUINT64_FORMAT " missing=%" G_GUINT64_FORMAT
+        " duplicated=%" G_GUINT64_FORMAT " p50=%.2f p99=%.2f max=%.2f",
+        n_connected, opt_clients, delivered, expected, missing, duplicated,
+        percentile_ms (0.5), percentile_ms (0.99), percentile_ms (1.0));
+    for (guint i = 0; i < procs->len; i++)
+      {
+        Proc *p = &g_array_index (procs, Proc, i);
+        double cpu_us = (p->cpu_ticks_end - p->cpu_ticks_start) * 1e6
+                        / sysconf (_SC_CLK_TCK) / MAX (delivered, 1);
+        double mem = ((double)p->rss_loaded_kib - p->rss_idle_kib)
+                     / MAX (n_connected, 1);
+
+        if (p->gone)
+          continue;
+        all_cpu += cpu_us;
+        all_mem += mem;
+        g_string_append_printf (line, " cpu.%s=%.2f mem.%s=%.2f", p->name,
+                                cpu_us, p->name, mem);
+      }
+    g_print ("%s cpu.all=%.2f mem.all=%.2f\n", line->str, all_cpu, all_mem);
+  }
   /* The load client's own share of the two cores, over the whole run. */
   {
     struct rusage ru;
@@ -1101,7 +1561,7 @@ main (int argc, char **argv)
                  + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3);
   }
 
-  for (int j = 0; j < opt_jobs; j++)
+  for (int j = 0; j < opt_jobs && target == TARGET_JOBWIRE; j++)
     {
       g_autofree char *ev =
           g_strdup_printf ("{\"job\":\"%s\",\"attempt\":%" G_GINT64_FORMAT
@@ -1116,8 +1576,14 @@ main (int argc, char **argv)
       close (clients[i].fd);
   g_usleep (200000); /* let the last frames leave; linger is short */
   for (int j = 0; j < opt_jobs; j++)
-    zsock_destroy (&jobs[j].dealer);
-  zsock_destroy (&pub);
+    if (jobs[j].dealer != NULL)
+      zsock_destroy (&jobs[j].dealer);
+  if (pub != NULL)
+    zsock_destroy (&pub);
+  if (pushpin_push != NULL)
+    zsock_destroy (&pushpin_push);
+  for (int i = 0; i < n_pub_conns; i++)
+    close (pub_conns[i].fd);
   return n_open == opt_clients && closed_early == 0 && missing == 0
                  && duplicated == 0
              ? 0
