@@ -80,18 +80,196 @@ struct _JwGate
 #define JW_TYPE_GATE_CONN (jw_gate_conn_get_type ())
 G_DECLARE_FINAL_TYPE (JwGateConn, jw_gate_conn, JW, GATE_CONN, GTcpConnection)
 
+typedef struct _JwGateInput JwGateInput;
+
 struct _JwGateConn
 {
   GTcpConnection parent;
   Slot *slot; /* NULL once closed */
   GSocketAddress *remote;
   Phase phase;
-  gint64 since; /* monotonic µs: start of the phase */
+  gint64 since;       /* monotonic µs: start of the phase */
+  JwGateInput *input; /* what libsoup reads, made on first use */
+  gboolean ended;     /* the stand-in byte went out, EOF since */
+  gint64 orphaned;    /* monotonic µs: the gate ended it while idle */
 };
 
 G_DEFINE_FINAL_TYPE (JwGateConn, jw_gate_conn, G_TYPE_TCP_CONNECTION)
 
 static void slot_unref (Slot *slot);
+
+/* ---- input stream --------------------------------------------------- */
+
+/* libsoup 3.2.3 disconnects a kept-alive connection only through the
+ * completion of a request, and a request gets one only once a byte of it
+ * arrived (soup-server-message-io-http1.c, io_read and started_cb). A
+ * client that leaves between requests, or an idle connection the gate
+ * ends, would stay in the server's list of clients with its records until
+ * the server goes. So the gate reads for libsoup: when the input ends or
+ * fails between requests, the socket is shut down and libsoup is handed
+ * one byte that no request starts with, then the end. libsoup starts a
+ * request with it, fails to parse it, cannot write its 400 to the shut
+ * socket, and disconnects as for any broken request. */
+#define STAND_IN_BYTE '\0'
+
+#define JW_TYPE_GATE_INPUT (jw_gate_input_get_type ())
+G_DECLARE_FINAL_TYPE (JwGateInput, jw_gate_input, JW, GATE_INPUT, GInputStream)
+
+struct _JwGateInput
+{
+  GInputStream parent;
+  GInputStream *base;
+  JwGateConn *conn; /* not a reference: the connection owns this */
+};
+
+static void gate_input_pollable_init (GPollableInputStreamInterface *iface);
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (
+    JwGateInput, jw_gate_input, G_TYPE_INPUT_STREAM,
+    G_IMPLEMENT_INTERFACE (G_TYPE_POLLABLE_INPUT_STREAM,
+                           gate_input_pollable_init))
+
+/* What a read of the socket that returned n (or failed with local) gives
+ * libsoup: the same, except for an end or failure between requests. */
+static gssize
+gate_input_result (JwGateInput *self, gssize n, void *buffer, gsize count,
+                   GError *local, GError **error)
+{
+  JwGateConn *conn = self->conn;
+
+  if (n > 0 || count == 0 || conn == NULL || conn->phase != PHASE_IDLE
+      || g_error_matches (local, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+    {
+      if (local != NULL)
+        g_propagate_error (error, local);
+      return n;
+    }
+  g_debug ("connection input ended between requests address=%s: %s",
+           conn->slot ? conn->slot->address : "?",
+           local ? local->message : "end of input");
+  g_clear_error (&local);
+  conn->ended = TRUE;
+  g_socket_shutdown (
+      g_socket_connection_get_socket (G_SOCKET_CONNECTION (conn)), TRUE, TRUE,
+      NULL);
+  ((char *)buffer)[0] = STAND_IN_BYTE;
+  return 1;
+}
+
+static gssize
+gate_input_read (GInputStream *stream, void *buffer, gsize count,
+                 GCancellable *cancellable, GError **error)
+{
+  JwGateInput *self = JW_GATE_INPUT (stream);
+  GError *local = NULL;
+  gssize n;
+
+  if (self->conn != NULL && self->conn->ended)
+    return 0;
+  n = g_input_stream_read (self->base, buffer, count, cancellable, &local);
+  return gate_input_result (self, n, buffer, count, local, error);
+}
+
+static gssize
+gate_input_read_nonblocking (GPollableInputStream *stream, void *buffer,
+                             gsize count, GError **error)
+{
+  JwGateInput *self = JW_GATE_INPUT (stream);
+  GError *local = NULL;
+  gssize n;
+
+  if (self->conn != NULL && self->conn->ended)
+    return 0;
+  n = g_pollable_input_stream_read_nonblocking (
+      G_POLLABLE_INPUT_STREAM (self->base), buffer, count, NULL, &local);
+  return gate_input_result (self, n, buffer, count, local, error);
+}
+
+static gboolean
+gate_input_can_poll (GPollableInputStream *stream)
+{
+  JwGateInput *self = JW_GATE_INPUT (stream);
+
+  return G_IS_POLLABLE_INPUT_STREAM (self->base)
+         && g_pollable_input_stream_can_poll (
+             G_POLLABLE_INPUT_STREAM (self->base));
+}
+
+static gboolean
+gate_input_is_readable (GPollableInputStream *stream)
+{
+  JwGateInput *self = JW_GATE_INPUT (stream);
+
+  return (self->conn != NULL && self->conn->ended)
+         || g_pollable_input_stream_is_readable (
+             G_POLLABLE_INPUT_STREAM (self->base));
+}
+
+static GSource *
+gate_input_create_source (GPollableInputStream *stream,
+                          GCancellable *cancellable)
+{
+  JwGateInput *self = JW_GATE_INPUT (stream);
+  g_autoptr (GSource) socket_source = g_pollable_input_stream_create_source (
+      G_POLLABLE_INPUT_STREAM (self->base), NULL);
+
+  return g_pollable_source_new_full (stream, socket_source, cancellable);
+}
+
+static gboolean
+gate_input_close (GInputStream *stream, GCancellable *cancellable,
+                  GError **error)
+{
+  /* The socket is the connection's to close. */
+  return TRUE;
+}
+
+static void
+gate_input_finalize (GObject *object)
+{
+  g_clear_object (&JW_GATE_INPUT (object)->base);
+  G_OBJECT_CLASS (jw_gate_input_parent_class)->finalize (object);
+}
+
+static void
+gate_input_pollable_init (GPollableInputStreamInterface *iface)
+{
+  iface->can_poll = gate_input_can_poll;
+  iface->is_readable = gate_input_is_readable;
+  iface->create_source = gate_input_create_source;
+  iface->read_nonblocking = gate_input_read_nonblocking;
+}
+
+static void
+jw_gate_input_class_init (JwGateInputClass *klass)
+{
+  G_OBJECT_CLASS (klass)->finalize = gate_input_finalize;
+  G_INPUT_STREAM_CLASS (klass)->read_fn = gate_input_read;
+  G_INPUT_STREAM_CLASS (klass)->close_fn = gate_input_close;
+}
+
+static void
+jw_gate_input_init (JwGateInput *self)
+{
+}
+
+/* ---- connection ----------------------------------------------------- */
+
+static GInputStream *
+gate_conn_get_input_stream (GIOStream *stream)
+{
+  JwGateConn *self = JW_GATE_CONN (stream);
+
+  if (self->input == NULL)
+    {
+      self->input = g_object_new (JW_TYPE_GATE_INPUT, NULL);
+      self->input->base =
+          g_object_ref (G_IO_STREAM_CLASS (jw_gate_conn_parent_class)
+                            ->get_input_stream (stream));
+      self->input->conn = self;
+    }
+  return G_INPUT_STREAM (self->input);
+}
 
 /* The connection leaves libsoup's hands and its slot, unless held. */
 static void
@@ -122,6 +300,9 @@ gate_conn_finalize (GObject *object)
 
   gate_conn_forget (self);
   g_clear_object (&self->remote);
+  if (self->input != NULL)
+    self->input->conn = NULL;
+  g_clear_object (&self->input);
   G_OBJECT_CLASS (jw_gate_conn_parent_class)->finalize (object);
 }
 
@@ -130,6 +311,7 @@ jw_gate_conn_class_init (JwGateConnClass *klass)
 {
   G_OBJECT_CLASS (klass)->finalize = gate_conn_finalize;
   G_IO_STREAM_CLASS (klass)->close_fn = gate_conn_close;
+  G_IO_STREAM_CLASS (klass)->get_input_stream = gate_conn_get_input_stream;
 }
 
 static void
@@ -467,6 +649,12 @@ on_request_started (SoupServer *server, SoupServerMessage *msg, gpointer data)
 
   if (conn == NULL || conn->phase == PHASE_DROPPED)
     return;
+  /* Started by the stand-in byte: no request, libsoup disconnects. */
+  if (conn->ended)
+    {
+      conn->phase = PHASE_DROPPED;
+      return;
+    }
   conn->phase = PHASE_WAIT_HEAD;
   conn->since = g_get_monotonic_time ();
   g_signal_connect (msg, "got-headers", G_CALLBACK (on_got_headers), data);
@@ -566,17 +754,33 @@ peer_closed (JwGateConn *conn)
   return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
 }
 
-/* Closes an idle keep-alive connection. libsoup 3.2.3 never closes one
- * whose client left between requests (a read that fails before the first
- * byte of a request has no completion to report to), and holds it until
- * the server goes: the gate closes the stream itself, which gives back the
- * descriptor and the slot. libsoup's small record of the connection stays
- * until the server is freed (fixed in later libsoup). */
+/* How long libsoup has to disconnect an idle connection the gate ended
+ * before the gate closes the stream itself. */
+#define ORPHAN_GRACE_US (5 * G_USEC_PER_SEC)
+
+/* Ends an idle keep-alive connection. The shut-down socket turns readable
+ * and reads as ended, so libsoup reads, gets the stand-in byte (see the
+ * input stream above) and disconnects, freeing its own records too. */
 static void
 close_orphan (JwGateConn *conn, const char *why)
 {
+  GSocket *sock = g_socket_connection_get_socket (G_SOCKET_CONNECTION (conn));
+
   g_info ("connection closed reason=%s address=%s", why,
           conn->slot ? conn->slot->address : "?");
+  conn->orphaned = g_get_monotonic_time ();
+  g_socket_shutdown (sock, TRUE, TRUE, NULL);
+}
+
+/* The last resort when libsoup did not take the stand-in: closing the
+ * stream gives back the descriptor and the slot, though libsoup 3.2.3
+ * then keeps its record of the connection until the server goes. */
+static void
+close_unread_orphan (JwGateConn *conn)
+{
+  g_warning ("idle connection not released by libsoup, closing it "
+             "address=%s",
+             conn->slot ? conn->slot->address : "?");
   conn->phase = PHASE_DROPPED;
   g_io_stream_close (G_IO_STREAM (conn), NULL, NULL);
 }
@@ -596,7 +800,12 @@ check_conn (JwGate *self, JwGateConn *conn, gint64 now)
       return;
 
     case PHASE_IDLE:
-      if (peer_closed (conn))
+      if (conn->orphaned != 0)
+        {
+          if (now - conn->orphaned >= ORPHAN_GRACE_US)
+            close_unread_orphan (conn);
+        }
+      else if (peer_closed (conn))
         close_orphan (conn, "closed by the client");
       else if (now - conn->since >= idle_us)
         close_orphan (conn, "idle-timeout");

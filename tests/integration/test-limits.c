@@ -769,6 +769,120 @@ test_fd_exhaustion (void)
   g_assert_nonnull (strstr (log, "out of file descriptors"));
 }
 
+/* ---- (7) keep-alive connections that end between requests ----------- */
+
+/* libsoup 3.2.3 alone kept about 2.2 KiB for each such connection until
+ * the daemon exits. */
+#define ORPHAN_ROUND 1500
+#define ORPHAN_BATCH 500
+#define ORPHAN_MAX_GROWTH 400 /* bytes per connection */
+
+/* ORPHAN_ROUND keep-alive connections to port, ORPHAN_BATCH at a time,
+ * each answered one GET and then ended between requests: by the client
+ * (zero bytes of a next request, then close), or by the server after
+ * idle-timeout-s, which must send nothing after the answer. */
+static void
+orphan_round (guint16 port, gboolean server_closes)
+{
+  int fds[ORPHAN_BATCH];
+
+  for (guint done = 0; done < ORPHAN_ROUND; done += ORPHAN_BATCH)
+    {
+      for (guint i = 0; i < ORPHAN_BATCH; i++)
+        {
+          fds[i] = raw_connect (port, NULL, 0);
+          g_assert_cmpint (fds[i], >=, 0);
+          keepalive_get (fds[i]);
+        }
+      for (guint i = 0; i < ORPHAN_BATCH; i++)
+        {
+          if (server_closes)
+            {
+              gboolean closed;
+              g_autoptr (GString) got =
+                  read_until_closed (fds[i], 15000, &closed);
+
+              g_assert_true (closed);
+              g_assert_cmpstr (got->str, ==, "");
+            }
+          close (fds[i]);
+        }
+    }
+}
+
+/* Waits until pid has no more than n descriptors open; returns how many
+ * it has. */
+static guint
+wait_fds_at_most (int pid, guint n)
+{
+  gint64 deadline = jw_deadline (30000);
+  guint now = open_fds (pid);
+
+  while (now > n && g_get_monotonic_time () < deadline)
+    {
+      jw_iterate (100);
+      now = open_fds (pid);
+    }
+  return now;
+}
+
+/* A first round warms the allocators; a second equal round must not make
+ * the api grow by anything near what libsoup 3.2.3 alone would keep. */
+static void
+orphan_rounds (gboolean server_closes)
+{
+  /* Room for a whole round, however late the ended connections go; when
+   * the clients close, the idle timeout stays far away. */
+  const char *sets[] = { "api.max-connections-per-address=2000",
+                         "api.max-connections=2000",
+                         server_closes ? "api.idle-timeout-s=1" : NULL, NULL };
+  g_autoptr (JwTestEnv) env = start_env (sets);
+  int pid = jw_daemon_pid (env->api);
+  guint fds_start = open_fds (pid);
+  gint64 rss_before, rss_after, per_conn;
+  struct rlimit rl;
+
+  g_assert_cmpint (getrlimit (RLIMIT_NOFILE, &rl), ==, 0);
+  rl.rlim_cur = rl.rlim_max;
+  g_assert_cmpint (setrlimit (RLIMIT_NOFILE, &rl), ==, 0);
+  if (rl.rlim_cur < ORPHAN_BATCH + 100)
+    {
+      g_test_skip ("the hard limit of open files is too low");
+      return;
+    }
+
+  orphan_round (env->api_port, server_closes);
+  g_assert_cmpuint (wait_fds_at_most (pid, fds_start), <=, fds_start);
+  rss_before = rss_kib (pid, "VmRSS:");
+
+  orphan_round (env->api_port, server_closes);
+  /* The descriptors are back: libsoup let go of every connection. */
+  g_assert_cmpuint (wait_fds_at_most (pid, fds_start), <=, fds_start);
+  rss_after = rss_kib (pid, "VmRSS:");
+
+  per_conn = (rss_after - rss_before) * 1024 / ORPHAN_ROUND;
+  g_test_message ("api VmRSS %" G_GINT64_FORMAT " -> %" G_GINT64_FORMAT
+                  " KiB over %u connections ended by the %s: %" G_GINT64_FORMAT
+                  " bytes each",
+                  rss_before, rss_after, ORPHAN_ROUND,
+                  server_closes ? "server" : "client", per_conn);
+  g_assert_cmpint (per_conn, <, ORPHAN_MAX_GROWTH);
+
+  normal_client (env);
+}
+
+static void
+test_orphans_client_closes (void)
+{
+  orphan_rounds (FALSE);
+}
+
+static void
+test_orphans_idle_timeout (void)
+{
+  orphan_rounds (TRUE);
+}
+
 /* ---- WebSocket limits ----------------------------------------------- */
 
 static void
@@ -831,6 +945,10 @@ main (int argc, char **argv)
   g_test_add_func ("/pipeline/limits/connection-limits",
                    test_connection_limits);
   g_test_add_func ("/pipeline/limits/fd-exhaustion", test_fd_exhaustion);
+  g_test_add_func ("/pipeline/limits/orphans/client-closes",
+                   test_orphans_client_closes);
+  g_test_add_func ("/pipeline/limits/orphans/idle-timeout",
+                   test_orphans_idle_timeout);
   g_test_add_func ("/pipeline/limits/websocket", test_websocket_limits);
   return g_test_run ();
 }
