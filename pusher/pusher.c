@@ -404,6 +404,39 @@ sse_take (Sub *s)
   jw_channel_activate (&s->sub);
 }
 
+/* An SSE stream or a long-poll whose history is known: the error, or an
+ * empty answer when the job ended before the cursor, else the stream
+ * starts (the connection is taken over) or the poll waits for events. */
+static void
+held_msg_ready (Sub *s, const char *error_code)
+{
+  JwSub *sub = &s->sub;
+
+  if (s->msg == NULL)
+    {
+      jw_channel_remove (sub);
+      return;
+    }
+  if (error_code != NULL)
+    {
+      respond_channel_error (s->msg, error_code);
+      release_msg (s);
+    }
+  else if (jw_channel_finished_after (sub->channel, sub->cursor))
+    {
+      if (s->kind == SUB_SSE)
+        soup_server_message_set_status (s->msg, SOUP_STATUS_NO_CONTENT, NULL);
+      else
+        respond_json (s->msg, SOUP_STATUS_OK, "[]");
+      release_msg (s);
+      jw_channel_remove (sub);
+    }
+  else if (s->kind == SUB_SSE)
+    sse_take (s);
+  else
+    jw_channel_activate (sub);
+}
+
 static void
 sub_ready (JwSub *sub, const char *error_code)
 {
@@ -412,26 +445,8 @@ sub_ready (JwSub *sub, const char *error_code)
   switch (s->kind)
     {
     case SUB_SSE:
-      if (s->msg == NULL)
-        {
-          jw_channel_remove (sub);
-          return;
-        }
-      if (error_code != NULL)
-        {
-          respond_channel_error (s->msg, error_code);
-          release_msg (s);
-        }
-      else if (jw_channel_finished_after (sub->channel, sub->cursor))
-        {
-          soup_server_message_set_status (s->msg, SOUP_STATUS_NO_CONTENT, NULL);
-          release_msg (s);
-          jw_channel_remove (sub);
-        }
-      else
-        {
-          sse_take (s);
-        }
+    case SUB_POLL:
+      held_msg_ready (s, error_code);
       break;
 
     case SUB_WS:
@@ -458,29 +473,6 @@ sub_ready (JwSub *sub, const char *error_code)
 
     case SUB_MULTI:
       multi_ready (s, error_code);
-      break;
-
-    case SUB_POLL:
-      if (s->msg == NULL)
-        {
-          jw_channel_remove (sub);
-          return;
-        }
-      if (error_code != NULL)
-        {
-          respond_channel_error (s->msg, error_code);
-          release_msg (s);
-        }
-      else if (jw_channel_finished_after (sub->channel, sub->cursor))
-        {
-          respond_json (s->msg, SOUP_STATUS_OK, "[]");
-          release_msg (s);
-          jw_channel_remove (sub);
-        }
-      else
-        {
-          jw_channel_activate (sub);
-        }
       break;
     }
 }
