@@ -137,25 +137,36 @@ handle_reply_json (JwBrokerLink *self, const char *data, gsize len)
   complete (self, rid, obj, NULL);
 }
 
+/* The next message on sock when it has the frames this socket carries:
+ * exactly (or, without exact, at least) frames, the first one first. */
+static JwMsg *
+recv_expected (void *sock, guint frames, gboolean exact, const char *first,
+               const char *socket_name)
+{
+  g_autoptr (JwMsg) msg = jw_msg_recv (sock, NULL);
+  guint n;
+
+  if (msg == NULL)
+    return NULL;
+  n = jw_msg_size (msg);
+  if ((exact ? n != frames : n < frames) || !jw_msg_frame_is (msg, 0, first))
+    {
+      g_debug ("ignored a message on the %s socket frames=%u", socket_name, n);
+      return NULL;
+    }
+  return g_steal_pointer (&msg);
+}
+
 static gboolean
 sub_readable (void *sock, gpointer user_data)
 {
   JwBrokerLink *self = user_data;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (JwMsg) msg = NULL;
+  g_autoptr (JwMsg) msg = recv_expected (sock, 4, TRUE, self->topic, "events");
   const char *data;
   gsize len;
 
-  msg = jw_msg_recv (sock, &error);
   if (msg == NULL)
     return G_SOURCE_CONTINUE;
-  if (jw_msg_size (msg) != 4 || !jw_msg_frame_is (msg, 0, self->topic))
-    {
-      g_debug ("ignored a message on the events socket frames=%u",
-               jw_msg_size (msg));
-      return G_SOURCE_CONTINUE;
-    }
-
   if (jw_msg_frame_is (msg, 2, "subscribed"))
     {
       g_debug ("subscription confirmed topic=%s", self->topic);
@@ -175,20 +186,12 @@ static gboolean
 dealer_readable (void *sock, gpointer user_data)
 {
   JwBrokerLink *self = user_data;
-  g_autoptr (GError) error = NULL;
-  g_autoptr (JwMsg) msg = NULL;
+  g_autoptr (JwMsg) msg = recv_expected (sock, 2, FALSE, "reply", "queries");
   const char *data;
   gsize len;
 
-  msg = jw_msg_recv (sock, &error);
   if (msg == NULL)
     return G_SOURCE_CONTINUE;
-  if (jw_msg_size (msg) < 2 || !jw_msg_frame_is (msg, 0, "reply"))
-    {
-      g_debug ("ignored a message on the queries socket frames=%u",
-               jw_msg_size (msg));
-      return G_SOURCE_CONTINUE;
-    }
   data = jw_msg_data (msg, 1, &len);
   handle_reply_json (self, data, len);
   return G_SOURCE_CONTINUE;
