@@ -122,12 +122,7 @@ start_env (void)
                             "command = sh;%s/fail.sh\n",
                             d, d);
   path = jw_test_env_use_config (env, config);
-  jw_daemon_start (env, env->broker);
-  jw_daemon_start (env, env->api);
-  jw_daemon_start (env, env->pusher);
-  jw_daemon_start (env, g_ptr_array_index (env->workers, 0));
-  if (!jw_test_env_wait_ready (env, 1, 15000))
-    g_error ("the pipeline did not become ready within 15 s");
+  jw_test_env_run (env);
   return env;
 }
 

@@ -287,11 +287,7 @@ test_retention (void)
 
   /* Finished jobs are kept one second. */
   jw_test_env_set (env, "broker.retention-s=1");
-  jw_daemon_start (env, env->broker);
-  jw_daemon_start (env, env->api);
-  jw_daemon_start (env, env->pusher);
-  jw_daemon_start (env, g_ptr_array_index (env->workers, 0));
-  g_assert_true (jw_test_env_wait_ready (env, 1, 10000));
+  jw_test_env_run (env);
 
   old = jw_submit (env, SHORT_JOB);
   old_path = g_strconcat ("/jobs/", old, NULL);

@@ -164,12 +164,7 @@ start_env (const char *const *sets)
 
   for (guint i = 0; sets != NULL && sets[i] != NULL; i++)
     jw_test_env_set (env, sets[i]);
-  jw_daemon_start (env, env->broker);
-  jw_daemon_start (env, env->api);
-  jw_daemon_start (env, env->pusher);
-  jw_daemon_start (env, g_ptr_array_index (env->workers, 0));
-  if (!jw_test_env_wait_ready (env, 1, 15000))
-    g_error ("the pipeline did not become ready within 15 s");
+  jw_test_env_run (env);
   return env;
 }
 

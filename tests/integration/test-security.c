@@ -51,12 +51,7 @@ secure_env_start (guint ttl_s)
 
       jw_test_env_set (env, set_ttl);
     }
-  jw_daemon_start (env, env->broker);
-  jw_daemon_start (env, env->api);
-  jw_daemon_start (env, env->pusher);
-  jw_daemon_start (env, g_ptr_array_index (env->workers, 0));
-  if (!jw_test_env_wait_ready (env, 1, 10000))
-    g_error ("the pipeline with tokens and keys did not become ready");
+  jw_test_env_run (env);
   return env;
 }
 

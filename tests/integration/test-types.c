@@ -60,13 +60,7 @@ start_env (guint n_workers)
   g_autofree char *config = types_config (env);
   g_autofree char *path = jw_test_env_use_config (env, config);
 
-  jw_daemon_start (env, env->broker);
-  jw_daemon_start (env, env->api);
-  jw_daemon_start (env, env->pusher);
-  for (guint i = 0; i < n_workers; i++)
-    jw_daemon_start (env, g_ptr_array_index (env->workers, i));
-  if (!jw_test_env_wait_ready (env, n_workers, 15000))
-    g_error ("the pipeline did not become ready within 15 s");
+  jw_test_env_run (env);
   return env;
 }
 

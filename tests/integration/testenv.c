@@ -504,10 +504,10 @@ make_argv (const char *exe, ...)
   return g_strv_builder_end (b);
 }
 
-JwTestEnv *
-jw_test_env_start (guint n_workers)
+void
+jw_test_env_run (JwTestEnv *env)
 {
-  JwTestEnv *env = jw_test_env_new (n_workers);
+  guint n_workers = env->workers->len;
 
   jw_daemon_start (env, env->broker);
   jw_daemon_start (env, env->api);
@@ -515,7 +515,7 @@ jw_test_env_start (guint n_workers)
   for (guint i = 0; i < n_workers; i++)
     jw_daemon_start (env, g_ptr_array_index (env->workers, i));
 
-  if (!jw_test_env_wait_ready (env, n_workers, 10000))
+  if (!jw_test_env_wait_ready (env, n_workers, 15000))
     {
       g_autoptr (JwReply) api = jw_api_get (env, "/healthz");
       g_autoptr (JwReply) pusher = jw_pusher_get (env, "/healthz");
@@ -526,10 +526,18 @@ jw_test_env_start (guint n_workers)
                       (int)MIN (g_bytes_get_size (api->body), 300),
                       (const char *)g_bytes_get_data (api->body, NULL),
                       pusher->status);
-      g_error ("the pipeline did not become ready within 10 s "
+      g_error ("the pipeline did not become ready within 15 s "
                "(api /healthz 200 with workers=%u, pusher /healthz 200)",
                n_workers);
     }
+}
+
+JwTestEnv *
+jw_test_env_start (guint n_workers)
+{
+  JwTestEnv *env = jw_test_env_new (n_workers);
+
+  jw_test_env_run (env);
   return env;
 }
 

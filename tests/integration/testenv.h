@@ -50,6 +50,9 @@ JwTestEnv *jw_test_env_start (guint n_workers);
 /* The same environment with no daemon started yet: start them with
  * jw_daemon_start, in any order. */
 JwTestEnv *jw_test_env_new (guint n_workers);
+/* Starts every daemon of env (broker, api, pusher, its workers) and waits
+ * as jw_test_env_start does; for an env set up with jw_test_env_set. */
+void jw_test_env_run (JwTestEnv *env);
 /* SIGTERM to every daemon, each must exit 0 (SIGKILL after a deadline);
  * prints the daemon logs when the test failed; removes the directory. */
 void jw_test_env_free (JwTestEnv *env);
