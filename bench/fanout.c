@@ -65,6 +65,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench-util.h"
 #include "jw-zmq.h"
 
 #define BENCH_TYPE "bench-fanout"
@@ -184,46 +185,6 @@ static guint64 latency_dropped;
 static int n_open, n_failed;
 static gboolean ws;
 
-static gint64
-realtime_us (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_REALTIME, &ts);
-  return (gint64)ts.tv_sec * G_USEC_PER_SEC + ts.tv_nsec / 1000;
-}
-
-/* "http://HOST:PORT" into an address and "HOST:PORT". */
-static gboolean
-parse_url (const char *url, struct sockaddr_storage *addr, socklen_t *len,
-           char *hostport, gsize hostport_size)
-{
-  g_autofree char *host = NULL;
-  const char *rest, *colon, *end;
-  struct addrinfo hints = { 0 }, *res = NULL;
-  g_autofree char *port = NULL;
-
-  if (!g_str_has_prefix (url, "http://"))
-    return FALSE;
-  rest = url + strlen ("http://");
-  end = strchr (rest, '/');
-  if (end == NULL)
-    end = rest + strlen (rest);
-  colon = memchr (rest, ':', end - rest);
-  if (colon == NULL)
-    return FALSE;
-  host = g_strndup (rest, colon - rest);
-  port = g_strndup (colon + 1, end - colon - 1);
-  g_snprintf (hostport, hostport_size, "%s:%s", host, port);
-  hints.ai_socktype = SOCK_STREAM;
-  if (getaddrinfo (host, port, &hints, &res) != 0 || res == NULL)
-    return FALSE;
-  memcpy (addr, res->ai_addr, res->ai_addrlen);
-  *len = res->ai_addrlen;
-  freeaddrinfo (res);
-  return TRUE;
-}
-
 /* One blocking HTTP/1.1 request with Connection: close; the status, and
  * the body in *body. */
 static int
@@ -242,7 +203,7 @@ http_request (const char *url, const char *method, const char *path,
   struct timeval timeout = { 10, 0 }; /* a stuck api ends the run */
 
   *body = NULL;
-  if (!parse_url (url, &addr, &len, hostport, sizeof hostport))
+  if (!bench_parse_url (url, &addr, &len, hostport, sizeof hostport))
     return 0;
   fd = socket (addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd >= 0)
@@ -291,30 +252,8 @@ json_string_member (const char *json, const char *name)
 static gboolean
 read_proc (Proc *p, guint64 *cpu_ticks, guint64 *rss_kib)
 {
-  g_autofree char *path = g_strdup_printf ("/proc/%d/stat", p->pid);
-  g_autofree char *stat = NULL, *status = NULL;
-  const char *q;
-  unsigned long utime, stime;
-
-  if (!g_file_get_contents (path, &stat, NULL, NULL))
-    return FALSE;
-  /* After the command name, which may hold spaces: fields 3… */
-  q = strrchr (stat, ')');
-  if (q == NULL
-      || sscanf (q + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-                 &utime, &stime)
-             != 2)
-    return FALSE;
-  *cpu_ticks = utime + stime;
-  g_free (path);
-  path = g_strdup_printf ("/proc/%d/status", p->pid);
-  if (!g_file_get_contents (path, &status, NULL, NULL))
-    return FALSE;
-  q = strstr (status, "VmRSS:");
-  if (q == NULL)
-    return FALSE;
-  *rss_kib = g_ascii_strtoull (q + strlen ("VmRSS:"), NULL, 10);
-  return TRUE;
+  return bench_proc_ticks (p->pid, cpu_ticks)
+         && bench_proc_rss (p->pid, rss_kib);
 }
 
 /* ---- the worker side ---------------------------------------------- */
@@ -537,7 +476,8 @@ publisher_open (void)
   socklen_t len;
   int one = 1, n = target == TARGET_FLOOR ? 1 : PUBLISH_CONNS;
 
-  if (!parse_url (url, &addr, &len, publish_hostport, sizeof publish_hostport))
+  if (!bench_parse_url (url, &addr, &len, publish_hostport,
+                        sizeof publish_hostport))
     return FALSE;
   if (target == TARGET_PUSHPIN)
     {
@@ -689,7 +629,7 @@ publish_anchor (int j, guint64 n)
       "{\"job\":\"%s\",\"seq\":%" G_GUINT64_FORMAT
       ",\"type\":\"progress\",\"progress\":{\"done\":%" G_GUINT64_FORMAT
       ",\"message\":\"t=%" G_GINT64_FORMAT "\"}}",
-      jobs[j].id, n + FIRST_SEQ - 1, n, realtime_us ());
+      jobs[j].id, n + FIRST_SEQ - 1, n, bench_now_us (CLOCK_REALTIME));
   switch (target)
     {
     case TARGET_FLOOR:
@@ -761,7 +701,7 @@ publish (int j, guint64 n)
               "{\"job\":\"%s\",\"attempt\":%" G_GINT64_FORMAT
               ",\"type\":\"progress\",\"progress\":{\"done\":%" G_GUINT64_FORMAT
               ",\"message\":\"t=%" G_GINT64_FORMAT "\"}}",
-              jobs[j].id, jobs[j].attempt, n, realtime_us ());
+              jobs[j].id, jobs[j].attempt, n, bench_now_us (CLOCK_REALTIME));
   send2 (pub, jobs[j].id, ev);
 }
 
@@ -821,25 +761,14 @@ client_connect (Client *c)
   epoll_ctl (epfd, EPOLL_CTL_ADD, c->fd, &ev);
 }
 
-/* A masked client frame (RFC 6455 5.3) of opcode with payload. */
+/* A masked client frame of opcode with payload, written at once. */
 static gboolean
 ws_send (Client *c, int opcode, const char *payload, gsize len)
 {
   guint8 frame[256];
-  guint8 mask[4];
-  gsize h = 0;
-  guint32 r = g_random_int ();
+  gsize n = bench_ws_frame (frame, sizeof frame, opcode, payload, len);
 
-  if (len > sizeof frame - 8)
-    return FALSE;
-  memcpy (mask, &r, 4);
-  frame[h++] = 0x80 | opcode;
-  frame[h++] = 0x80 | len;
-  memcpy (frame + h, mask, 4);
-  h += 4;
-  for (gsize i = 0; i < len; i++)
-    frame[h + i] = payload[i] ^ mask[i % 4];
-  return write (c->fd, frame, h + len) == (ssize_t)(h + len);
+  return n > 0 && write (c->fd, frame, n) == (ssize_t)n;
 }
 
 static void
@@ -1152,7 +1081,7 @@ poll_clients (int timeout_ms)
 {
   struct epoll_event evs[256];
   int n = epoll_wait (epfd, evs, G_N_ELEMENTS (evs), timeout_ms);
-  gint64 now = realtime_us ();
+  gint64 now = bench_now_us (CLOCK_REALTIME);
 
   for (int i = 0; i < n; i++)
     {
@@ -1301,8 +1230,8 @@ main (int argc, char **argv)
       g_printerr ("--transport is sse or ws\n");
       return 2;
     }
-  if (!parse_url (opt_pusher, &pusher_addr, &pusher_addrlen, pusher_hostport,
-                  sizeof pusher_hostport))
+  if (!bench_parse_url (opt_pusher, &pusher_addr, &pusher_addrlen,
+                        pusher_hostport, sizeof pusher_hostport))
     {
       g_printerr ("cannot use pusher URL %s\n", opt_pusher);
       return 2;

@@ -28,6 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench-util.h"
+
 #define SUBS_PER_WS 50 /* well under the pusher's max-subscriptions */
 #define STALL_US (30 * G_USEC_PER_SEC) /* no progress this long ends it */
 #define ID_MAX 64
@@ -73,7 +75,8 @@ typedef struct
   guint64 ticks0, ticks1;
 } Proc;
 
-static struct sockaddr_in api_addr, pusher_addr;
+static struct sockaddr_storage api_addr, pusher_addr;
+static socklen_t api_addrlen, pusher_addrlen;
 static char api_host[64], pusher_host[64];
 static int epfd;
 static char *request; /* the whole POST, the same for every job */
@@ -92,45 +95,16 @@ static gint64 first_submit_us, last_end_us, last_progress_us;
 static gint64 own_cpu0_us, own_cpu1_us;
 static guint next_ws;
 
-static gint64
-now_us (void)
-{
-  struct timespec ts;
-
-  clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (gint64)ts.tv_sec * G_USEC_PER_SEC + ts.tv_nsec / 1000;
-}
-
-static gboolean
-parse_url (const char *url, struct sockaddr_in *addr, char *host,
-           gsize host_size)
-{
-  unsigned port;
-  char ip[32];
-
-  if (sscanf (url, "http://%31[0-9.]:%u", ip, &port) != 2 || port == 0
-      || port > 65535)
-    return FALSE;
-  memset (addr, 0, sizeof *addr);
-  addr->sin_family = AF_INET;
-  addr->sin_port = htons (port);
-  if (inet_pton (AF_INET, ip, &addr->sin_addr) != 1)
-    return FALSE;
-  g_snprintf (host, host_size, "%s:%u", ip, port);
-  return TRUE;
-}
-
 static Conn *
-conn_open (ConnKind kind, const struct sockaddr_in *addr)
+conn_open (ConnKind kind, const struct sockaddr_storage *addr, socklen_t len)
 {
   Conn *c = g_new0 (Conn, 1);
   struct epoll_event ev = { .events = EPOLLIN };
   int one = 1;
 
   c->kind = kind;
-  c->fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (c->fd < 0
-      || connect (c->fd, (const struct sockaddr *)addr, sizeof *addr) < 0)
+  c->fd = socket (addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (c->fd < 0 || connect (c->fd, (const struct sockaddr *)addr, len) < 0)
     g_error ("cannot connect to %s: %s",
              kind == CONN_API ? api_host : pusher_host, g_strerror (errno));
   setsockopt (c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -196,33 +170,15 @@ ws_handshake (Conn *c)
   conn_flush (c);
 }
 
-/* A client frame must be masked (RFC 6455 5.3). */
+/* Queues a masked client frame of opcode with payload. */
 static void
 ws_send (Conn *c, guint8 opcode, const char *payload, gsize len)
 {
-  guint8 head[8];
-  gsize head_len = 2;
-  guint32 mask = g_random_int ();
-  const guint8 *m = (const guint8 *)&mask;
-  guint start;
+  guint8 frame[65536 + 8];
+  gsize n = bench_ws_frame (frame, sizeof frame, opcode, payload, len);
 
-  g_assert (len < 65536);
-  head[0] = 0x80 | opcode;
-  if (len < 126)
-    head[1] = 0x80 | len;
-  else
-    {
-      head[1] = 0x80 | 126;
-      head[2] = len >> 8;
-      head[3] = len & 0xff;
-      head_len = 4;
-    }
-  conn_queue (c, head, head_len);
-  conn_queue (c, m, 4);
-  start = c->out->len;
-  conn_queue (c, payload, len);
-  for (gsize i = 0; i < len; i++)
-    c->out->data[start + i] ^= m[i % 4];
+  g_assert (n > 0);
+  conn_queue (c, frame, n);
 }
 
 /* The string value of "name":"…" in json, copied into out; FALSE if none.
@@ -249,7 +205,7 @@ static void
 job_ended (const char *id, gboolean ok)
 {
   Job *job = g_hash_table_lookup (jobs, id);
-  gint64 t = now_us ();
+  gint64 t = bench_now_us (CLOCK_MONOTONIC);
   gint64 lat;
 
   if (job == NULL)
@@ -356,7 +312,7 @@ static void
 submit (Conn *c)
 {
   c->busy = TRUE;
-  c->sent_us = now_us ();
+  c->sent_us = bench_now_us (CLOCK_MONOTONIC);
   if (first_submit_us == 0)
     first_submit_us = c->sent_us;
   conn_queue (c, request, request_len);
@@ -425,14 +381,14 @@ api_answer (Conn *c, const char *d, gsize len)
       && strlen (location + 6) < ID_MAX)
     {
       Job *job = g_new0 (Job, 1);
-      gint64 lat = now_us () - c->sent_us;
+      gint64 lat = bench_now_us (CLOCK_MONOTONIC) - c->sent_us;
 
       g_array_append_val (submit_lat, lat);
       job->submit_us = c->sent_us;
       accepted++;
       g_hash_table_insert (jobs, g_strdup (location + 6), job);
       subscribe (location + 6, job);
-      last_progress_us = now_us ();
+      last_progress_us = bench_now_us (CLOCK_MONOTONIC);
     }
   else
     {
@@ -445,8 +401,8 @@ api_answer (Conn *c, const char *d, gsize len)
         rejected++;
       if (unavailable + rejected <= 5)
         g_printerr ("api answered %d at %.2f s: %.*s\n", status,
-                    (now_us () - first_submit_us) / 1e6, (int)body_len,
-                    d + head_len);
+                    (bench_now_us (CLOCK_MONOTONIC) - first_submit_us) / 1e6,
+                    (int)body_len, d + head_len);
       if (status == 422)
         g_error ("the job type is not served: start a worker first");
       inflight--;
@@ -503,26 +459,6 @@ conn_readable (Conn *c)
     }
   if (used > 0)
     g_byte_array_remove_range (c->in, 0, used);
-}
-
-static gboolean
-read_ticks (int pid, guint64 *ticks)
-{
-  g_autofree char *path = g_strdup_printf ("/proc/%d/stat", pid);
-  g_autofree char *stat = NULL;
-  unsigned long utime, stime;
-  const char *q;
-
-  if (!g_file_get_contents (path, &stat, NULL, NULL))
-    return FALSE;
-  q = strrchr (stat, ')'); /* the command name may hold spaces */
-  if (q == NULL
-      || sscanf (q + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
-                 &utime, &stime)
-             != 2)
-    return FALSE;
-  *ticks = utime + stime;
-  return TRUE;
 }
 
 static gint64
@@ -620,8 +556,10 @@ main (int argc, char **argv)
       return 2;
     }
   if (opt_api == NULL || opt_pusher == NULL
-      || !parse_url (opt_api, &api_addr, api_host, sizeof api_host)
-      || !parse_url (opt_pusher, &pusher_addr, pusher_host, sizeof pusher_host)
+      || !bench_parse_url (opt_api, &api_addr, &api_addrlen, api_host,
+                           sizeof api_host)
+      || !bench_parse_url (opt_pusher, &pusher_addr, &pusher_addrlen,
+                           pusher_host, sizeof pusher_host)
       || opt_jobs < 1 || opt_inflight < 1 || opt_inflight > 10000)
     {
       g_printerr ("--api and --pusher (http://IP:PORT) are needed; --jobs "
@@ -664,12 +602,12 @@ main (int argc, char **argv)
   n_ws = (opt_inflight + SUBS_PER_WS - 1) / SUBS_PER_WS;
   for (int i = 0; i < n_ws; i++)
     {
-      Conn *c = conn_open (CONN_WS, &pusher_addr);
+      Conn *c = conn_open (CONN_WS, &pusher_addr, pusher_addrlen);
 
       g_ptr_array_add (ws_conns, c);
       ws_handshake (c);
     }
-  started_us = now_us ();
+  started_us = bench_now_us (CLOCK_MONOTONIC);
   for (guint open = 0; open < ws_conns->len;)
     {
       int n = epoll_wait (epfd, events, G_N_ELEMENTS (events), 1000);
@@ -679,14 +617,14 @@ main (int argc, char **argv)
       open = 0;
       for (guint i = 0; i < ws_conns->len; i++)
         open += ((Conn *)g_ptr_array_index (ws_conns, i))->open;
-      if (now_us () - started_us > 10 * G_USEC_PER_SEC)
+      if (bench_now_us (CLOCK_MONOTONIC) - started_us > 10 * G_USEC_PER_SEC)
         g_error ("the pusher did not open %d WebSocket connections in 10 s",
                  n_ws);
     }
 
   for (int i = 0; i < opt_inflight; i++)
     {
-      Conn *c = conn_open (CONN_API, &api_addr);
+      Conn *c = conn_open (CONN_API, &api_addr, api_addrlen);
 
       g_ptr_array_add (api_conns, c);
       g_ptr_array_add (idle_api, c);
@@ -700,12 +638,12 @@ main (int argc, char **argv)
     {
       Proc *p = &g_array_index (procs, Proc, i);
 
-      if (!read_ticks (p->pid, &p->ticks0))
+      if (!bench_proc_ticks (p->pid, &p->ticks0))
         g_error ("no process %d (%s)", p->pid, p->name);
     }
 
   own_cpu0_us = own_cpu_us ();
-  last_progress_us = now_us ();
+  last_progress_us = bench_now_us (CLOCK_MONOTONIC);
   submit_more ();
   while (completed + failed < opt_jobs)
     {
@@ -720,7 +658,7 @@ main (int argc, char **argv)
           if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
             conn_readable (c);
         }
-      if (now_us () - last_progress_us > STALL_US)
+      if (bench_now_us (CLOCK_MONOTONIC) - last_progress_us > STALL_US)
         {
           g_printerr ("nothing accepted or ended for %d s: stopping\n",
                       (int)(STALL_US / G_USEC_PER_SEC));
@@ -734,7 +672,7 @@ main (int argc, char **argv)
     {
       Proc *p = &g_array_index (procs, Proc, i);
 
-      if (!read_ticks (p->pid, &p->ticks1))
+      if (!bench_proc_ticks (p->pid, &p->ticks1))
         p->ticks1 = p->ticks0;
     }
   report ();
