@@ -772,6 +772,16 @@ test_fd_exhaustion (void)
 #define ORPHAN_BATCH 500
 #define ORPHAN_MAX_GROWTH 400 /* bytes per connection */
 
+/* Built with AddressSanitizer, as the daemons of the same build are: its
+ * quarantine keeps freed memory, so RSS tells nothing of a leak there. */
+#if defined(__SANITIZE_ADDRESS__)
+#define JW_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define JW_ASAN 1
+#endif
+#endif
+
 /* ORPHAN_ROUND keep-alive connections to port, ORPHAN_BATCH at a time,
  * each answered one GET and then ended between requests: by the client
  * (zero bytes of a next request, then close), or by the server after
@@ -861,7 +871,12 @@ orphan_rounds (gboolean server_closes)
                   " bytes each",
                   rss_before, rss_after, ORPHAN_ROUND,
                   server_closes ? "server" : "client", per_conn);
+#ifdef JW_ASAN
+  g_test_message ("not compared under AddressSanitizer, whose quarantine "
+                  "holds freed memory; the build without it checks");
+#else
   g_assert_cmpint (per_conn, <, ORPHAN_MAX_GROWTH);
+#endif
 
   normal_client (env);
 }
