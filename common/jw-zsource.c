@@ -79,6 +79,11 @@ jw_zsource_add (void *sock, JwZSourceFunc func, gpointer user_data)
   zs->func = func;
   zs->user_data = user_data;
   g_source_add_unix_fd (source, fd, G_IO_IN);
+  /* GLib blocks a source that cannot recurse while it dispatches, which
+   * takes its fd out of the poll set and puts it back, waking the loop's
+   * own eventfd each time: a write per message received. The callbacks
+   * never run a nested loop, so recursion is allowed and costs nothing. */
+  g_source_set_can_recurse (source, TRUE);
   g_source_set_name (source, "jw-zsource");
   id = g_source_attach (source, g_main_context_get_thread_default ());
   g_source_unref (source);
