@@ -341,35 +341,52 @@ ws_send_op (JwConn *conn, const char *op, const char *job, const char *code,
   jw_conn_send_text (conn, json, len);
 }
 
-/* Takes msg's connection away from libsoup and returns a non-blocking
- * duplicate of its descriptor, or -1. libsoup 3.2 hands back its own
- * stream wrapped around the gate's connection; that stream is closed
- * here, so the duplicate is the pusher's alone. *hold keeps the
- * connection counted against the gate's limits until released. */
-static int
-take_fd (SoupServerMessage *msg, JwGateHold **hold)
+/* Takes msg's connection away from libsoup for a connection of kind on a
+ * non-blocking duplicate of its descriptor; NULL when it cannot. libsoup
+ * 3.2 hands back its own stream wrapped around the gate's connection; that
+ * stream is closed here, so the duplicate is the pusher's alone, and the
+ * gate counts the connection against its limits until the JwConn goes. */
+static JwConn *
+take_conn (SoupServerMessage *msg, JwConnKind kind)
 {
   g_autoptr (GIOStream) stream = soup_server_message_steal_connection (msg);
   GSocket *sock = jw_gate_stream_socket (stream);
+  JwGateHold *hold;
+  JwConn *conn;
   int fd;
 
   fd = sock ? fcntl (g_socket_get_fd (sock), F_DUPFD_CLOEXEC, 3) : -1;
-  *hold = fd >= 0 && stream != NULL ? jw_gate_hold (stream) : NULL;
+  hold = fd >= 0 ? jw_gate_hold (stream) : NULL;
   if (stream != NULL)
     g_io_stream_close (stream, NULL, NULL);
-  if (fd >= 0)
-    fcntl (fd, F_SETFL, fcntl (fd, F_GETFL) | O_NONBLOCK);
-  return fd;
-}
-
-/* A connection over fd from take_fd, which releases hold when it goes. */
-static JwConn *
-conn_new_taken (int fd, JwConnKind kind, JwGateHold *hold)
-{
-  JwConn *conn = jw_conn_new (fd, kind);
-
+  if (fd < 0)
+    return NULL;
+  fcntl (fd, F_SETFL, fcntl (fd, F_GETFL) | O_NONBLOCK);
+  conn = jw_conn_new (fd, kind);
   if (hold != NULL)
     jw_conn_on_free (conn, (GDestroyNotify)jw_gate_release, hold);
+  return conn;
+}
+
+/* Takes the connection of a held SSE request over, with data, and sends
+ * the stream's head; *msg and its finished handler go. NULL when it
+ * cannot. */
+static JwConn *
+take_sse (JwPusher *self, SoupServerMessage **msg, gulong *finished_id,
+          const char *origin, gpointer data)
+{
+  g_autoptr (GBytes) head = NULL;
+  JwConn *conn;
+
+  g_signal_handler_disconnect (*msg, *finished_id);
+  *finished_id = 0;
+  conn = take_conn (*msg, JW_CONN_SSE);
+  g_clear_object (msg);
+  if (conn == NULL)
+    return NULL;
+  jw_conn_set_data (conn, data);
+  head = sse_head_for (self, origin);
+  jw_conn_send (conn, head);
   return conn;
 }
 
@@ -377,27 +394,14 @@ conn_new_taken (int fd, JwConnKind kind, JwGateHold *hold)
 static void
 sse_take (Sub *s)
 {
-  g_autoptr (GBytes) head = NULL;
-  JwGateHold *hold = NULL;
-  int fd;
-
-  g_signal_handler_disconnect (s->msg, s->finished_id);
-  s->finished_id = 0;
-  fd = take_fd (s->msg, &hold);
-  g_clear_object (&s->msg);
-  if (fd < 0)
+  s->conn = take_sse (s->pusher, &s->msg, &s->finished_id, s->origin, s);
+  if (s->conn == NULL)
     {
       jw_log_job (G_LOG_LEVEL_WARNING, s->job,
                   "cannot take over a connection job=%s", s->job);
       jw_channel_remove (&s->sub);
       return;
     }
-
-  s->conn = conn_new_taken (fd, s->kind == SUB_SSE ? JW_CONN_SSE : JW_CONN_WS,
-                            hold);
-  jw_conn_set_data (s->conn, s);
-  head = sse_head_for (s->pusher, s->origin);
-  jw_conn_send (s->conn, head);
   jw_log_job (G_LOG_LEVEL_DEBUG, s->job,
               "sse stream job=%s after=%" G_GINT64_FORMAT, s->job,
               s->sub.cursor);
@@ -732,14 +736,12 @@ static gboolean
 ws_take (gpointer data)
 {
   WsTake *t = data;
-  JwGateHold *hold = NULL;
-  int fd = take_fd (t->msg, &hold);
+  JwConn *conn = take_conn (t->msg, JW_CONN_WS);
   g_autofree char *head = NULL;
   WsState *ws;
-  JwConn *conn;
 
   g_object_unref (t->msg);
-  if (fd < 0)
+  if (conn == NULL)
     {
       g_warning ("cannot take over a websocket connection");
       g_free (t->accept);
@@ -747,7 +749,6 @@ ws_take (gpointer data)
       return G_SOURCE_REMOVE;
     }
 
-  conn = conn_new_taken (fd, JW_CONN_WS, hold);
   ws = g_new0 (WsState, 1);
   ws->subs = g_ptr_array_new ();
   jw_conn_set_data (conn, ws);
@@ -1021,24 +1022,13 @@ multi_append_map (Multi *m, GString *out)
 static gboolean
 multi_take (Multi *m)
 {
-  g_autoptr (GBytes) head = NULL;
-  JwGateHold *hold = NULL;
-  int fd;
-
-  g_signal_handler_disconnect (m->msg, m->finished_id);
-  m->finished_id = 0;
-  fd = take_fd (m->msg, &hold);
-  g_clear_object (&m->msg);
-  if (fd < 0)
+  m->conn = take_sse (m->pusher, &m->msg, &m->finished_id, m->origin, m);
+  if (m->conn == NULL)
     {
       g_warning ("cannot take over a connection jobs=%u", m->n);
       multi_finish (m);
       return FALSE;
     }
-  m->conn = conn_new_taken (fd, JW_CONN_SSE, hold);
-  jw_conn_set_data (m->conn, m);
-  head = sse_head_for (m->pusher, m->origin);
-  jw_conn_send (m->conn, head);
   return TRUE;
 }
 
