@@ -284,17 +284,24 @@ hold_msg (Sub *s, SoupServerMessage *msg)
   soup_server_message_pause (msg);
 }
 
-/* Hands the answer set on the held message back to libsoup. */
+/* Hands the answer set on a held message back to libsoup; its finished
+ * handler goes with it. */
+static void
+release_held (SoupServerMessage **msg, gulong *finished_id)
+{
+  if (*msg == NULL)
+    return;
+  if (*finished_id != 0)
+    g_signal_handler_disconnect (*msg, *finished_id);
+  *finished_id = 0;
+  soup_server_message_unpause (*msg);
+  g_clear_object (msg);
+}
+
 static void
 release_msg (Sub *s)
 {
-  if (s->msg == NULL)
-    return;
-  if (s->finished_id != 0)
-    g_signal_handler_disconnect (s->msg, s->finished_id);
-  s->finished_id = 0;
-  soup_server_message_unpause (s->msg);
-  g_clear_object (&s->msg);
+  release_held (&s->msg, &s->finished_id);
 }
 
 static Sub *sub_new (JwPusher *self, SubKind kind, const char *job,
@@ -964,13 +971,7 @@ multi_finish (Multi *m)
 static void
 multi_release_msg (Multi *m)
 {
-  if (m->msg == NULL)
-    return;
-  if (m->finished_id != 0)
-    g_signal_handler_disconnect (m->msg, m->finished_id);
-  m->finished_id = 0;
-  soup_server_message_unpause (m->msg);
-  g_clear_object (&m->msg);
+  release_held (&m->msg, &m->finished_id);
 }
 
 static void
