@@ -71,6 +71,40 @@ bench_ws_frame (guint8 *frame, gsize size, guint8 opcode, const char *payload,
   return h + len;
 }
 
+gsize
+bench_ws_frame_head (const guint8 *data, gsize len, guint8 *first,
+                     gboolean *masked, guint64 *payload)
+{
+  guint64 plen;
+  gsize h = 2;
+
+  if (len < 2)
+    return 0;
+  plen = data[1] & 0x7f;
+  if (plen == 126)
+    {
+      if (len < 4)
+        return 0;
+      plen = (guint64)data[2] << 8 | data[3];
+      h = 4;
+    }
+  else if (plen == 127)
+    {
+      if (len < 10)
+        return 0;
+      plen = 0;
+      for (int i = 0; i < 8; i++)
+        plen = plen << 8 | data[2 + i];
+      h = 10;
+    }
+  if (len - h < plen)
+    return 0;
+  *first = data[0];
+  *masked = (data[1] & 0x80) != 0;
+  *payload = plen;
+  return h;
+}
+
 gboolean
 bench_proc_ticks (int pid, guint64 *ticks)
 {

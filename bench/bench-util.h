@@ -20,6 +20,13 @@ gboolean bench_parse_url (const char *url, struct sockaddr_storage *addr,
 gsize bench_ws_frame (guint8 *frame, gsize size, guint8 opcode,
                       const char *payload, gsize len);
 
+/* The head of the frame at data, len bytes of it received: the first byte
+ * (FIN and opcode) in *first, the payload length in *payload, and the
+ * head's own length as the result; 0 when the head or its payload is not
+ * all there yet. A server frame is never masked: *masked tells. */
+gsize bench_ws_frame_head (const guint8 *data, gsize len, guint8 *first,
+                           gboolean *masked, guint64 *payload);
+
 /* utime + stime of process pid, in clock ticks. */
 gboolean bench_proc_ticks (int pid, guint64 *ticks);
 /* VmRSS of process pid, in KiB. */

@@ -897,31 +897,18 @@ parse_ws (Client *c, const char *buf, gsize len, gint64 now)
   while (len - used >= 2)
     {
       const guint8 *b = (const guint8 *)buf + used;
-      int opcode = b[0] & 0x0f;
-      guint64 plen = b[1] & 0x7f;
-      gsize h = 2;
+      guint8 first;
+      gboolean masked;
+      guint64 plen;
+      gsize h = bench_ws_frame_head (b, len - used, &first, &masked, &plen);
+      int opcode;
 
-      if (b[1] & 0x80)
-        return -1; /* a server never masks */
-      if (plen == 126)
-        {
-          if (len - used < 4)
-            break;
-          plen = (b[2] << 8) | b[3];
-          h = 4;
-        }
-      else if (plen == 127)
-        {
-          if (len - used < 10)
-            break;
-          plen = 0;
-          for (int i = 0; i < 8; i++)
-            plen = (plen << 8) | b[2 + i];
-          h = 10;
-        }
-      if (len - used < h + plen)
+      if (h == 0)
         break;
-      if (!(b[0] & 0x80) || opcode == 0)
+      opcode = first & 0x0f;
+      if (masked)
+        return -1; /* a server never masks */
+      if (!(first & 0x80) || opcode == 0)
         return -1; /* the pusher sends whole messages */
       if (opcode == 1)
         {

@@ -256,30 +256,18 @@ ws_frames (Conn *c)
 
   while (n - pos >= 2)
     {
-      guint8 opcode = d[pos] & 0x0f;
-      guint64 len = d[pos + 1] & 0x7f;
-      gsize head = 2;
+      guint8 first;
+      gboolean masked;
+      guint64 len;
+      gsize head =
+          bench_ws_frame_head (d + pos, n - pos, &first, &masked, &len);
+      guint8 opcode;
 
-      if (!(d[pos] & 0x80))
-        g_error ("the pusher sent a fragmented frame; not handled here");
-      if (len == 126)
-        {
-          if (n - pos < 4)
-            break;
-          len = (guint64)d[pos + 2] << 8 | d[pos + 3];
-          head = 4;
-        }
-      else if (len == 127)
-        {
-          if (n - pos < 10)
-            break;
-          len = 0;
-          for (int i = 0; i < 8; i++)
-            len = len << 8 | d[pos + 2 + i];
-          head = 10;
-        }
-      if (n - pos - head < len)
+      if (head == 0)
         break;
+      opcode = first & 0x0f;
+      if (!(first & 0x80))
+        g_error ("the pusher sent a fragmented frame; not handled here");
       if (opcode == 1)
         ws_message ((const char *)d + pos + head, len);
       else if (opcode == 9)
