@@ -531,17 +531,18 @@ wait_served (guint16 port, const char *from)
   g_assert_cmpuint (status, ==, 200);
 }
 
-/* Sends a GET /healthz on fd and reads its whole answer, leaving the
- * connection open. */
-static void
-keepalive_get (int fd)
+/* Sends request on fd and reads the answer until it ends with end (or,
+ * without suffix, holds it), for at most 10 s, leaving fd open. */
+static GString *
+exchange (int fd, const char *request, const char *end, gboolean suffix)
 {
-  g_autoptr (GString) got = g_string_new (NULL);
+  GString *got = g_string_new (NULL);
   gint64 deadline = jw_deadline (10000);
   char buf[4096];
 
-  send_all (fd, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
-  while (!g_str_has_suffix (got->str, "}")
+  send_all (fd, request);
+  while (!(suffix ? g_str_has_suffix (got->str, end)
+                  : strstr (got->str, end) != NULL)
          && g_get_monotonic_time () < deadline)
     {
       struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -553,6 +554,17 @@ keepalive_get (int fd)
       g_assert_cmpint (n, >, 0);
       g_string_append_len (got, buf, n);
     }
+  return got;
+}
+
+/* Sends a GET /healthz on fd and reads its whole answer, leaving the
+ * connection open. */
+static void
+keepalive_get (int fd)
+{
+  g_autoptr (GString) got =
+      exchange (fd, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", "}", TRUE);
+
   g_assert_true (g_str_has_prefix (got->str, "HTTP/1.1 200"));
   g_assert_null (strstr (got->str, "Connection: close"));
 }
@@ -561,26 +573,14 @@ keepalive_get (int fd)
 static void
 websocket_open (int fd)
 {
-  g_autoptr (GString) got = g_string_new (NULL);
-  gint64 deadline = jw_deadline (10000);
-  char buf[1024];
-
-  send_all (fd, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+  g_autoptr (GString) got =
+      exchange (fd,
+                "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
                 "Connection: Upgrade\r\n"
                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                "Sec-WebSocket-Version: 13\r\n\r\n");
-  while (strstr (got->str, "\r\n\r\n") == NULL
-         && g_get_monotonic_time () < deadline)
-    {
-      struct pollfd p = { .fd = fd, .events = POLLIN };
-      gssize n;
+                "Sec-WebSocket-Version: 13\r\n\r\n",
+                "\r\n\r\n", FALSE);
 
-      if (poll (&p, 1, 100) <= 0)
-        continue;
-      n = recv (fd, buf, sizeof buf, 0);
-      g_assert_cmpint (n, >, 0);
-      g_string_append_len (got, buf, n);
-    }
   g_assert_true (g_str_has_prefix (got->str, "HTTP/1.1 101"));
 }
 
